@@ -1,0 +1,78 @@
+/*
+ * internal.h — symbols shared between libgseg's source files (gseg__ prefix).
+ * Not installed.
+ */
+#ifndef GSEG_INTERNAL_H
+#define GSEG_INTERNAL_H
+
+#include "gseg.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#if defined(__GNUC__)
+#define GSEG__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define GSEG__PRINTF(a, b)
+#endif
+
+
+/* Sets this thread's error message and returns s. */
+gseg_status gseg__err(gseg_status s, const char *fmt, ...) GSEG__PRINTF(2, 3);
+/* Same, appending ": <CPLGetLastErrorMsg()>" when GDAL has a message. */
+gseg_status gseg__gdal_err(gseg_status s, const char *fmt, ...) GSEG__PRINTF(2, 3);
+void gseg__clear_error(void);
+
+/* malloc/calloc that fail with GSEG_ERR_NOMEM set; n*size overflow-checked. */
+void *gseg__calloc(size_t n, size_t size);
+void *gseg__malloc(size_t n, size_t size);
+char *gseg__strdup(const char *s);
+
+/* Atomic outputs (src/write/atomic.c).
+ * gseg__tmp_path: a fresh temporary path in final_path's folder that keeps
+ * its extension ("dir/.name.gseg-tmp-PID-N.ext"); caller frees. The path is
+ * registered so gseg_remove_temp_files() can delete it from a signal handler.
+ * gseg__commit renames the temporary file and any sidecars that share its
+ * stem (name.aux.xml, .hdr, ...) onto the final name, the main file last, and
+ * forgets it. gseg__discard deletes them and forgets it. */
+char *gseg__tmp_path(const char *final_path);
+gseg_status gseg__commit(const char *tmp_path, const char *final_path);
+void gseg__discard(const char *tmp_path);
+
+/* The memory a job may plan for, in bytes: GSEG_MAX_MEMORY config option
+ * (e.g. "2G", "512M"), default half of physical RAM. */
+size_t gseg__memory_limit(void);
+
+/* Models (src/infer): a vtable behind gseg_model. */
+typedef struct gseg__model_vt {
+    const char *kind;
+    gseg_status (*forward)(gseg_model *m, const float *in, int n, int h, int w,
+                           const uint8_t *valid, float *out);
+    void (*free)(gseg_model *m);
+} gseg__model_vt;
+
+struct gseg_model {
+    const gseg__model_vt *vt;
+    char *spec;
+    int nbands;
+    char **bands;        /* nbands scene band selectors */
+    int nscores;
+    double threshold;
+    const char *score_name;
+    void *impl;
+};
+
+gseg_status gseg__ndsi_open(const char *args, gseg_model *m);
+
+
+
+/* Scenes (src/read). Copies the scene's georeferencing (CRS + geotransform,
+ * or GCPs + their CRS, and RPC metadata) onto a GDAL dataset being written.
+ * `ds` is a GDALDatasetH. */
+gseg_status gseg__scene_copy_georef(const gseg_scene *s, void *ds);
+/* Bytes per pixel of one row the reader keeps while reading a window
+ * (all selected bands, in the source type). */
+size_t gseg__scene_bytes_per_pixel(const gseg_scene *s);
+/* Block size of the first selected band's source (for cache sizing). */
+void gseg__scene_block_size(const gseg_scene *s, int *bw, int *bh);
+#endif

@@ -1,0 +1,54 @@
+/* gseg-predict — map glaciers in a scene: mask (COG), probabilities, outlines. */
+#include "gseg.h"
+
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static void on_signal(int sig)
+{
+    gseg_remove_temp_files();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+int main(int argc, char **argv)
+{
+    gseg_init();
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("gseg-predict %s (%s)\n", gseg_version(), GDALVersionInfo("--version"));
+            return 0;
+        }
+    argc = GDALGeneralCmdLineProcessor(argc, &argv, 0);
+    if (argc < 1) return argc == 0 ? 0 : 2;
+
+    gseg_predict_cli *cli = NULL;
+    gseg_status st = gseg_predict_cli_parse(argc, argv, &cli);
+    int rc = 0;
+    if (st != GSEG_OK) {
+        fprintf(stderr, "gseg-predict: %s\nTry 'gseg-predict --help'.\n", gseg_last_error());
+        rc = st == GSEG_ERR_ARG ? 2 : 1;
+    } else if (gseg_predict_cli_help(cli)) {
+        fputs(gseg_predict_usage(), stdout);
+    } else {
+        int quiet = gseg_predict_cli_quiet(cli);
+        gseg_predict_stats stats;
+        st = gseg_predict(gseg_predict_cli_params(cli), quiet ? NULL : GDALTermProgress,
+                          NULL, &stats);
+        if (st != GSEG_OK) {
+            fprintf(stderr, "gseg-predict: %s\n", gseg_last_error());
+            rc = st == GSEG_ERR_ARG ? 2 : 1;
+        }
+    }
+    gseg_predict_cli_free(cli);
+    CSLDestroy(argv);
+    GDALDestroyDriverManager();
+    return rc;
+}

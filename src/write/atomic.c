@@ -1,0 +1,178 @@
+/*
+ * atomic.c — outputs appear complete or not at all.
+ *
+ * Each output is written under a hidden temporary name in its final folder
+ * (same filesystem, so rename() is atomic) and renamed into place when
+ * complete. Sidecars that GDAL writes beside a file (name.aux.xml, ENVI .hdr,
+ * shapefile parts) share the temporary stem and are renamed with it, the main
+ * file last, so the main file appearing means its sidecars are in place.
+ *
+ * Temporary paths are kept in a fixed table so gseg_remove_temp_files() can
+ * unlink them from a signal handler without taking locks or allocating.
+ */
+#include "internal.h"
+
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TMP_SLOTS 64
+#define TMP_PATH_MAX 4096
+
+typedef struct tmp_slot {
+    atomic_int used;
+    char path[TMP_PATH_MAX];
+    char aux[TMP_PATH_MAX + 16];
+} tmp_slot;
+
+static tmp_slot slots[TMP_SLOTS];
+static atomic_uint tmp_counter;
+
+static void slot_register(const char *path)
+{
+    if (strncmp(path, "/vsi", 4) == 0) return; /* not a local file */
+    if (strlen(path) >= TMP_PATH_MAX) return;
+    for (int i = 0; i < TMP_SLOTS; i++) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&slots[i].used, &expected, 2)) {
+            strcpy(slots[i].path, path);
+            snprintf(slots[i].aux, sizeof slots[i].aux, "%s.aux.xml", path);
+            atomic_store(&slots[i].used, 1);
+            return;
+        }
+    }
+}
+
+static void slot_unregister(const char *path)
+{
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (atomic_load(&slots[i].used) == 1 && strcmp(slots[i].path, path) == 0) {
+            atomic_store(&slots[i].used, 0);
+            return;
+        }
+}
+
+void gseg_remove_temp_files(void)
+{
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (atomic_load(&slots[i].used) == 1) {
+            unlink(slots[i].path);
+            unlink(slots[i].aux);
+        }
+}
+
+/* Split "dir/name.ext" into its folder ("dir" or "."), its stem and ext
+ * (".ext" or ""). Returns 0 if the path is too long. */
+static int split_path(const char *path, char *dir, char *stem, char *ext, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dlen = slash ? (size_t)(slash - path) : 0;
+    if (strlen(path) >= cap) return 0;
+    if (slash) {
+        memcpy(dir, path, dlen ? dlen : 1);
+        dir[dlen ? dlen : 1] = '\0';
+    } else {
+        strcpy(dir, ".");
+    }
+    const char *dot = strrchr(base, '.');
+    if (!dot || dot == base) dot = base + strlen(base);
+    memcpy(stem, base, (size_t)(dot - base));
+    stem[dot - base] = '\0';
+    strcpy(ext, dot);
+    return 1;
+}
+
+char *gseg__tmp_path(const char *final_path)
+{
+    char dir[TMP_PATH_MAX], stem[TMP_PATH_MAX], ext[TMP_PATH_MAX];
+    if (!final_path || !split_path(final_path, dir, stem, ext, TMP_PATH_MAX)) {
+        gseg__err(GSEG_ERR_ARG, "output path is too long");
+        return NULL;
+    }
+    unsigned n = atomic_fetch_add(&tmp_counter, 1);
+    const char *slash = strrchr(final_path, '/');
+    int plen = slash ? (int)(slash - final_path + 1) : 0;
+    char *p = gseg__malloc(strlen(final_path) + 64, 1);
+    if (!p) return NULL;
+    sprintf(p, "%.*s.%s.gseg-tmp-%ld-%u%s", plen, final_path, stem, (long)getpid(), n, ext);
+    slot_register(p);
+    return p;
+}
+
+/* Files in tmp's folder whose name starts with tmp's stem. CSL list; the
+ * caller frees with CSLDestroy. */
+static char **tmp_siblings(const char *tmp_path, char *dir, char *stem)
+{
+    char ext[TMP_PATH_MAX];
+    if (!split_path(tmp_path, dir, stem, ext, TMP_PATH_MAX)) return NULL;
+    char **entries = VSIReadDir(dir);
+    char **out = NULL;
+    size_t sl = strlen(stem);
+    for (char **e = entries; e && *e; e++)
+        if (strncmp(*e, stem, sl) == 0 && ((*e)[sl] == '.' || (*e)[sl] == '\0'))
+            out = CSLAddString(out, *e);
+    CSLDestroy(entries);
+    return out;
+}
+
+gseg_status gseg__commit(const char *tmp_path, const char *final_path)
+{
+    char dir[TMP_PATH_MAX], stem[TMP_PATH_MAX];
+    char fdir[TMP_PATH_MAX], fstem[TMP_PATH_MAX], fext[TMP_PATH_MAX];
+    if (!split_path(final_path, fdir, fstem, fext, TMP_PATH_MAX))
+        return gseg__err(GSEG_ERR_ARG, "%s: output path is too long", final_path);
+    char **sib = tmp_siblings(tmp_path, dir, stem);
+    const char *tmp_base = strrchr(tmp_path, '/') ? strrchr(tmp_path, '/') + 1 : tmp_path;
+    size_t sl = strlen(stem);
+    const char *fslash = strrchr(final_path, '/');
+    int plen = fslash ? (int)(fslash - final_path + 1) : 0;
+    gseg_status st = GSEG_OK;
+
+    /* A stale sidecar of an older output must not describe the new one. */
+    char *stale = CPLStrdup(CPLSPrintf("%s.aux.xml", final_path));
+    int new_has_aux = 0;
+    for (char **e = sib; e && *e; e++)
+        if (strcmp(*e + sl, CPLSPrintf("%s.aux.xml", fext)) == 0) new_has_aux = 1;
+    VSIStatBufL sb;
+    if (!new_has_aux && VSIStatL(stale, &sb) == 0) VSIUnlink(stale);
+    CPLFree(stale);
+
+    for (int pass = 0; pass < 2 && st == GSEG_OK; pass++) {
+        for (char **e = sib; e && *e; e++) {
+            int is_main = strcmp(*e, tmp_base) == 0;
+            if (is_main != (pass == 1)) continue;
+            char *from = CPLStrdup(CPLFormFilename(dir, *e, NULL));
+            char *to = CPLStrdup(CPLSPrintf("%.*s%s%s", plen, final_path, fstem, *e + sl));
+            if (VSIRename(from, to) != 0)
+                st = gseg__err(GSEG_ERR_IO, "%s: cannot rename temporary file into place: %s",
+                               final_path, strerror(errno));
+            CPLFree(from);
+            CPLFree(to);
+        }
+    }
+    CSLDestroy(sib);
+    if (st != GSEG_OK) gseg__discard(tmp_path);
+    slot_unregister(tmp_path);
+    return st;
+}
+
+void gseg__discard(const char *tmp_path)
+{
+    if (!tmp_path) return;
+    char dir[TMP_PATH_MAX], stem[TMP_PATH_MAX];
+    char **sib = tmp_siblings(tmp_path, dir, stem);
+    for (char **e = sib; e && *e; e++) VSIUnlink(CPLFormFilename(dir, *e, NULL));
+    CSLDestroy(sib);
+    VSIUnlink(tmp_path); /* /vsimem/ paths are not listed by VSIReadDir of "." */
+    slot_unregister(tmp_path);
+}

@@ -1,0 +1,239 @@
+/*
+ * writer.c — row bands in, a finished raster out, atomically.
+ *
+ * Formats that can Create() are written directly under a temporary name.
+ * Formats that only CreateCopy() (COG, PNG, JPEG, ...) are streamed into a
+ * temporary tiled GeoTIFF first and copied at close: the COG driver needs
+ * the whole image to lay out overviews and tiles. Either way the result is
+ * renamed onto the final path only when complete (atomic.c).
+ */
+#include "internal.h"
+
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gseg_writer {
+    char *path;        /* final path */
+    char *tmp;         /* temporary final-format path */
+    char *stage;       /* temporary GeoTIFF for CreateCopy-only formats */
+    GDALDriverH drv;
+    GDALDatasetH ds;   /* the dataset rows go into (tmp or stage) */
+    char **co;         /* creation options for the final format */
+    int width, height, nbands;
+    GDALDataType type;
+    int failed;
+};
+
+gseg_writer_params gseg_writer_params_default(void)
+{
+    gseg_writer_params p;
+    memset(&p, 0, sizeof p);
+    p.nbands = 1;
+    p.type = GSEG_BYTE;
+    return p;
+}
+
+static void writer_free(gseg_writer *w)
+{
+    if (!w) return;
+    if (w->ds) GDALClose(w->ds);
+    gseg__discard(w->stage);
+    gseg__discard(w->tmp);
+    free(w->path);
+    free(w->tmp);
+    free(w->stage);
+    CSLDestroy(w->co);
+    free(w);
+}
+
+void gseg_writer_abort(gseg_writer *w) { writer_free(w); }
+
+/* Creation options for the final format: the user's, plus defaults that suit
+ * masks where the user said nothing. */
+static char **final_options(GDALDriverH drv, const gseg_writer_params *p)
+{
+    char **co = NULL;
+    for (const char *const *o = p->create_options; o && *o; o++) co = CSLAddString(co, *o);
+    const char *name = GDALGetDriverShortName(drv);
+    if (strcmp(name, "COG") == 0) {
+        if (!CSLFetchNameValue(co, "RESAMPLING"))
+            co = CSLSetNameValue(co, "RESAMPLING", p->type == GSEG_BYTE ? "NEAREST" : "AVERAGE");
+        if (!CSLFetchNameValue(co, "COMPRESS")) co = CSLSetNameValue(co, "COMPRESS", "DEFLATE");
+        if (!CSLFetchNameValue(co, "NUM_THREADS"))
+            co = CSLSetNameValue(co, "NUM_THREADS", "ALL_CPUS");
+    } else if (strcmp(name, "GTiff") == 0) {
+        if (!CSLFetchNameValue(co, "TILED")) co = CSLSetNameValue(co, "TILED", "YES");
+        if (!CSLFetchNameValue(co, "COMPRESS")) co = CSLSetNameValue(co, "COMPRESS", "DEFLATE");
+        if (!CSLFetchNameValue(co, "BIGTIFF")) co = CSLSetNameValue(co, "BIGTIFF", "IF_SAFER");
+    }
+    return co;
+}
+
+static gseg_status describe(gseg_writer *w, const gseg_writer_params *p)
+{
+    GDALDatasetH ds = w->ds;
+    if (p->georef) {
+        gseg_status st = gseg__scene_copy_georef(p->georef, ds);
+        if (st != GSEG_OK) return gseg__err(st, "%s: %s", w->path, gseg_last_error());
+    }
+    for (const char *const *m = p->metadata; m && *m; m++) {
+        char *key = NULL;
+        const char *val = CPLParseNameValue(*m, &key);
+        if (key && val) GDALSetMetadataItem(ds, key, val, NULL);
+        CPLFree(key);
+    }
+    for (int b = 1; b <= w->nbands; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(ds, b);
+        if (p->has_nodata) GDALSetRasterNoDataValue(band, p->nodata);
+        if (p->band_description) GDALSetDescription(band, p->band_description);
+        if (p->type == GSEG_BYTE && p->nclasses > 0) {
+            GDALColorTableH ct = GDALCreateColorTable(GPI_RGB);
+            for (int i = 0; i < 256; i++) {
+                GDALColorEntry e = {0, 0, 0, 0};
+                if (i < p->nclasses && p->class_rgba) {
+                    e.c1 = p->class_rgba[i][0];
+                    e.c2 = p->class_rgba[i][1];
+                    e.c3 = p->class_rgba[i][2];
+                    e.c4 = p->class_rgba[i][3];
+                }
+                GDALSetColorEntry(ct, i, &e);
+            }
+            GDALSetRasterColorTable(band, ct);
+            GDALSetRasterColorInterpretation(band, GCI_PaletteIndex);
+            GDALDestroyColorTable(ct);
+            if (p->class_names) {
+                char **names = NULL;
+                for (int i = 0; i < p->nclasses; i++)
+                    names = CSLAddString(names, p->class_names[i] ? p->class_names[i] : "");
+                GDALSetRasterCategoryNames(band, names);
+                CSLDestroy(names);
+            }
+        }
+    }
+    return GSEG_OK;
+}
+
+gseg_status gseg_writer_open(const char *path, const gseg_writer_params *p, gseg_writer **out)
+{
+    if (!out) return gseg__err(GSEG_ERR_ARG, "writer: NULL output");
+    *out = NULL;
+    if (!path || !*path) return gseg__err(GSEG_ERR_ARG, "no output path given");
+    if (!p || p->width < 1 || p->height < 1 || p->nbands < 1 ||
+        (p->type != GSEG_BYTE && p->type != GSEG_FLOAT32))
+        return gseg__err(GSEG_ERR_ARG, "%s: bad raster writer parameters", path);
+    const char *format = p->format && *p->format ? p->format : "COG";
+    GDALDriverH drv = GDALGetDriverByName(format);
+    if (!drv || !GDALGetMetadataItem(drv, GDAL_DCAP_RASTER, NULL))
+        return gseg__err(GSEG_ERR_ARG, "unknown raster format '%s' (gdalinfo --formats lists them)",
+                         format);
+    int can_create = GDALGetMetadataItem(drv, GDAL_DCAP_CREATE, NULL) != NULL;
+    int can_copy = GDALGetMetadataItem(drv, GDAL_DCAP_CREATECOPY, NULL) != NULL;
+    if (!can_create && !can_copy)
+        return gseg__err(GSEG_ERR_ARG, "format '%s' cannot be written by GDAL", format);
+
+    gseg_writer *w = gseg__calloc(1, sizeof *w);
+    if (!w) return GSEG_ERR_NOMEM;
+    w->drv = drv;
+    w->width = p->width;
+    w->height = p->height;
+    w->nbands = p->nbands;
+    w->type = p->type == GSEG_BYTE ? GDT_Byte : GDT_Float32;
+    w->path = gseg__strdup(path);
+    w->tmp = gseg__tmp_path(path);
+    w->co = final_options(drv, p);
+    gseg_status st = w->path && w->tmp ? GSEG_OK : GSEG_ERR_NOMEM;
+    if (st == GSEG_OK) {
+        CPLErrorReset();
+        if (can_create) {
+            w->ds = GDALCreate(drv, w->tmp, w->width, w->height, w->nbands, w->type, w->co);
+        } else {
+            w->stage = gseg__tmp_path(path);
+            const char *sco[] = {"TILED=YES", "BLOCKXSIZE=512", "BLOCKYSIZE=512",
+                                 "COMPRESS=ZSTD", "ZSTD_LEVEL=1", "BIGTIFF=IF_SAFER",
+                                 "SPARSE_OK=FALSE", NULL};
+            if (w->stage)
+                w->ds = GDALCreate(GDALGetDriverByName("GTiff"), w->stage, w->width, w->height,
+                                   w->nbands, w->type, (char **)sco);
+        }
+        if (!w->ds) st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot create", path);
+    }
+    if (st == GSEG_OK) st = describe(w, p);
+    if (st != GSEG_OK) {
+        writer_free(w);
+        return st;
+    }
+    *out = w;
+    return GSEG_OK;
+}
+
+gseg_status gseg_writer_write_rows(gseg_writer *w, int y, int nrows, const void *data)
+{
+    if (!w || !data || y < 0 || nrows < 1 || y + nrows > w->height)
+        return gseg__err(GSEG_ERR_ARG, "writer: rows %d..%d out of range", y, y + nrows);
+    CPLErrorReset();
+    if (GDALDatasetRasterIO(w->ds, GF_Write, 0, y, w->width, nrows, (void *)data, w->width, nrows,
+                            w->type, w->nbands, NULL, 0, 0, 0) != CE_None) {
+        w->failed = 1;
+        return gseg__gdal_err(GSEG_ERR_IO, "%s: write failed", w->path);
+    }
+    return GSEG_OK;
+}
+
+/* Closes ds and reports whether GDAL signalled a failure meanwhile (a full
+ * disk shows up here, when the last blocks are flushed). */
+static int close_ok(GDALDatasetH ds)
+{
+    CPLErrorReset();
+    GDALFlushCache(ds);
+    int ok = CPLGetLastErrorType() != CE_Failure && CPLGetLastErrorType() != CE_Fatal;
+    GDALClose(ds);
+    return ok && CPLGetLastErrorType() != CE_Failure && CPLGetLastErrorType() != CE_Fatal;
+}
+
+gseg_status gseg_writer_close(gseg_writer *w, gseg_progress_fn progress, void *user)
+{
+    if (!w) return gseg__err(GSEG_ERR_ARG, "writer: NULL");
+    gseg_status st = w->failed ? gseg__err(GSEG_ERR_IO, "%s: an earlier write failed", w->path)
+                               : GSEG_OK;
+    GDALDatasetH ds = w->ds;
+    w->ds = NULL;
+    if (!close_ok(ds) && st == GSEG_OK)
+        st = gseg__gdal_err(GSEG_ERR_IO, "%s: writing failed", w->path);
+    if (st == GSEG_OK && w->stage) {
+        CPLErrorReset();
+        GDALDatasetH src = GDALOpenEx(w->stage, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+        GDALDatasetH dst = NULL;
+        if (!src)
+            st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot reopen the staging file", w->path);
+        else
+            dst = GDALCreateCopy(w->drv, w->tmp, src, FALSE, w->co, progress, user);
+        if (src && !dst) {
+            st = CPLGetLastErrorNo() == CPLE_UserInterrupt
+                     ? gseg__err(GSEG_ERR_CANCELLED, "%s: cancelled", w->path)
+                     : gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write as %s", w->path,
+                                      GDALGetDriverShortName(w->drv));
+        }
+        if (dst && !close_ok(dst))
+            st = gseg__gdal_err(GSEG_ERR_IO, "%s: writing failed", w->path);
+        if (src) GDALClose(src);
+        gseg__discard(w->stage);
+        free(w->stage);
+        w->stage = NULL;
+    } else if (st == GSEG_OK && progress && !progress(1.0, NULL, user)) {
+        st = gseg__err(GSEG_ERR_CANCELLED, "%s: cancelled", w->path);
+    }
+    if (st == GSEG_OK) {
+        st = gseg__commit(w->tmp, w->path);
+        if (st == GSEG_OK) {
+            free(w->tmp);
+            w->tmp = NULL;
+        }
+    }
+    writer_free(w);
+    return st;
+}

@@ -1,0 +1,53 @@
+/* testutil.c — helpers shared by the Check suites. */
+#include "testutil.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *tu_tmpdir(const char *name)
+{
+    const char *root = getenv("GSEG_TEST_BUILDDIR");
+    char *p = malloc(4096);
+    snprintf(p, 4096, "%s/testtmp/%s-%ld", root ? root : "/tmp", name, (long)getpid());
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", p, p);
+    if (system(cmd) != 0) ck_abort_msg("cannot create %s", p);
+    return p;
+}
+
+static const char *under(const char *env, const char *rel)
+{
+    static _Thread_local char buf[4096];
+    const char *root = getenv(env);
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : ".", rel);
+    return buf;
+}
+
+const char *tu_src(const char *rel) { return under("GSEG_TEST_SRCDIR", rel); }
+const char *tu_build(const char *rel) { return under("GSEG_TEST_BUILDDIR", rel); }
+
+int tu_system(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int r = system(cmd);
+    if (r == -1 || !WIFEXITED(r)) return -1;
+    return WEXITSTATUS(r);
+}
+
+int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
