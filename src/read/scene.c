@@ -338,6 +338,11 @@ static gseg_status resolve_bands(gseg_scene *s, const char *const *sel)
                 idx = -1;
                 for (int j = 0; j < total && idx < 0; j++)
                     if (name_matches(all[j].name, sel[i])) idx = j;
+                /* single-band files of a stack also answer to their file stem */
+                for (int j = 0; j < total && idx < 0 && s->nfiles > 1; j++)
+                    if (GDALGetRasterCount(all[j].file->ds) == 1 &&
+                        name_matches(CPLGetBasename(all[j].file->path), sel[i]))
+                        idx = j;
                 if (idx < 0) {
                     char names[512] = "";
                     for (int j = 0; j < total; j++) {

@@ -16,9 +16,19 @@ static void on_signal(int sig)
     raise(sig);
 }
 
+/* GDAL failures reach the user once, through gseg_last_error(); warnings
+ * (e.g. a scene without georeferencing) are shown as one line each. */
+static void CPL_STDCALL on_gdal_message(CPLErr cls, CPLErrorNum no, const char *msg)
+{
+    (void)no;
+    if (cls == CE_Warning) fprintf(stderr, "gseg-predict: warning: %s\n", msg);
+    else if (cls == CE_Debug) CPLDefaultErrorHandler(cls, no, msg);
+}
+
 int main(int argc, char **argv)
 {
     gseg_init();
+    CPLSetErrorHandler(on_gdal_message);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     for (int i = 1; i < argc; i++)

@@ -31,8 +31,11 @@
 typedef struct tmp_slot {
     atomic_int used;
     char path[TMP_PATH_MAX];
-    char aux[TMP_PATH_MAX + 16];
 } tmp_slot;
+
+/* Files GDAL may create beside an output while writing it: PAM sidecar,
+ * the COG driver's temporary overviews, external overviews and masks. */
+static const char *const sidecars[] = {"", ".aux.xml", ".ovr.tmp", ".ovr", ".msk"};
 
 static tmp_slot slots[TMP_SLOTS];
 static atomic_uint tmp_counter;
@@ -45,7 +48,6 @@ static void slot_register(const char *path)
         int expected = 0;
         if (atomic_compare_exchange_strong(&slots[i].used, &expected, 2)) {
             strcpy(slots[i].path, path);
-            snprintf(slots[i].aux, sizeof slots[i].aux, "%s.aux.xml", path);
             atomic_store(&slots[i].used, 1);
             return;
         }
@@ -63,11 +65,17 @@ static void slot_unregister(const char *path)
 
 void gseg_remove_temp_files(void)
 {
-    for (int i = 0; i < TMP_SLOTS; i++)
-        if (atomic_load(&slots[i].used) == 1) {
-            unlink(slots[i].path);
-            unlink(slots[i].aux);
+    char buf[TMP_PATH_MAX + 16];
+    for (int i = 0; i < TMP_SLOTS; i++) {
+        if (atomic_load(&slots[i].used) != 1) continue;
+        size_t n = strlen(slots[i].path);
+        for (size_t k = 0; k < sizeof sidecars / sizeof *sidecars; k++) {
+            size_t m = strlen(sidecars[k]);
+            memcpy(buf, slots[i].path, n);
+            memcpy(buf + n, sidecars[k], m + 1);
+            unlink(buf);
         }
+    }
 }
 
 /* Split "dir/name.ext" into its folder ("dir" or "."), its stem and ext

@@ -1,0 +1,517 @@
+/* check_predict.c — the NDSI pipeline end to end: seamless tiling, output
+ * georeferencing, COG validity, the command line, bad input, atomicity. */
+#include "testutil.h"
+
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal.h>
+#include <ogr_srs_api.h>
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GREEN 2
+#define SWIR 5
+
+static const double utm_gt[6] = {600000.0, 30.0, 0.0, 4000020.0, 0.0, -30.0};
+
+/* A 6-band UInt16 scene (blue green red nir swir1 swir2) with snow-like and
+ * rock-like areas, a nodata (0) corner, values near the NDSI threshold. */
+static void make_scene(const char *path, int w, int h, const double *gt, int epsg)
+{
+    GDALDriverH drv = GDALGetDriverByName("GTiff");
+    const char *co[] = {"TILED=YES", "COMPRESS=DEFLATE", NULL};
+    GDALDatasetH ds = GDALCreate(drv, path, w, h, 6, GDT_UInt16, (char **)co);
+    ck_assert_ptr_nonnull(ds);
+    if (gt) GDALSetGeoTransform(ds, (double *)gt);
+    if (epsg) {
+        OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+        OSRImportFromEPSG(srs, epsg);
+        GDALSetSpatialRef(ds, srs);
+        OSRDestroySpatialReference(srs);
+    }
+    const char *names[] = {"blue", "green", "red", "nir", "swir1", "swir2"};
+    uint16_t *buf = malloc((size_t)w * h * sizeof *buf);
+    for (int b = 0; b < 6; b++) {
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double snow = 0.5 + 0.5 * sin(x * 0.05) * cos(y * 0.07 + x * 0.01);
+                double noise = (double)((x * 7919 + y * 104729 + b * 31) % 997) / 997.0;
+                double v;
+                if (b == GREEN - 1) v = 1500 + 6000 * snow + 300 * noise;
+                else if (b == SWIR - 1) v = 2500 - 1500 * snow + 400 * noise;
+                else v = 1000 + 3000 * snow * (b + 1) / 6.0 + 200 * noise;
+                if (x + y < 12) v = 0; /* nodata corner */
+                buf[(size_t)y * w + x] = (uint16_t)v;
+            }
+        GDALRasterBandH band = GDALGetRasterBand(ds, b + 1);
+        ck_assert_int_eq(GDALRasterIO(band, GF_Write, 0, 0, w, h, buf, w, h, GDT_UInt16, 0, 0),
+                         CE_None);
+        GDALSetRasterNoDataValue(band, 0);
+        GDALSetDescription(band, names[b]);
+    }
+    free(buf);
+    GDALClose(ds);
+}
+
+/* Whole-scene NDSI mask computed directly from the bands, independently of
+ * the tiler: 255 nodata, 1 where NDSI > thr. */
+static uint8_t *whole_scene_mask(const char *path, float thr, float **ndsi_out)
+{
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    ck_assert_ptr_nonnull(ds);
+    int w = GDALGetRasterXSize(ds), h = GDALGetRasterYSize(ds);
+    float *g = malloc((size_t)w * h * 4), *s = malloc((size_t)w * h * 4);
+    ck_assert_int_eq(GDALRasterIO(GDALGetRasterBand(ds, GREEN), GF_Read, 0, 0, w, h, g, w, h,
+                                  GDT_Float32, 0, 0), CE_None);
+    ck_assert_int_eq(GDALRasterIO(GDALGetRasterBand(ds, SWIR), GF_Read, 0, 0, w, h, s, w, h,
+                                  GDT_Float32, 0, 0), CE_None);
+    uint8_t *m = malloc((size_t)w * h);
+    for (size_t i = 0; i < (size_t)w * h; i++) {
+        float sum = g[i] + s[i];
+        float n = sum > 0 ? (g[i] - s[i]) / sum : -1.0f;
+        m[i] = (g[i] == 0.0f || s[i] == 0.0f) ? 255 : n > thr ? 1 : 0; /* 0 is nodata */
+        g[i] = n;
+    }
+    free(s);
+    GDALClose(ds);
+    if (ndsi_out) *ndsi_out = g;
+    else free(g);
+    return m;
+}
+
+static uint8_t *read_mask(const char *path, int *w, int *h)
+{
+    GDALDatasetH ds = GDALOpen(path, GA_ReadOnly);
+    ck_assert_msg(ds != NULL, "cannot open %s", path);
+    *w = GDALGetRasterXSize(ds);
+    *h = GDALGetRasterYSize(ds);
+    uint8_t *m = malloc((size_t)*w * *h);
+    ck_assert_int_eq(GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Read, 0, 0, *w, *h, m, *w, *h,
+                                  GDT_Byte, 0, 0), CE_None);
+    GDALClose(ds);
+    return m;
+}
+
+static gseg_predict_params params_for(const char **inputs, int n, const char *out)
+{
+    gseg_predict_params p = gseg_predict_params_default();
+    p.model = "ndsi:green=2,swir=5";
+    p.inputs = inputs;
+    p.ninputs = n;
+    p.output = out;
+    p.format = "GTiff";
+    return p;
+}
+
+START_TEST(test_seam_identical_to_whole_scene)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("seam");
+    char scene[4200], out[4200], proba[4200];
+    snprintf(scene, sizeof scene, "%s/scene.tif", dir);
+    make_scene(scene, 301, 253, utm_gt, 32643);
+    float *ndsi = NULL;
+    uint8_t *truth = whole_scene_mask(scene, 0.4f, &ndsi);
+    const int cfg[][2] = {{512, 64}, {64, 16}, {100, 30}, {37, 36}, {128, 0}, {16, 8}, {300, 1}};
+    for (size_t c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+        snprintf(out, sizeof out, "%s/mask_%zu.tif", dir, c);
+        snprintf(proba, sizeof proba, "%s/proba_%zu.tif", dir, c);
+        const char *in[] = {scene};
+        gseg_predict_params p = params_for(in, 1, out);
+        p.tile = cfg[c][0];
+        p.overlap = cfg[c][1];
+        p.proba = proba;
+        gseg_predict_stats st;
+        ck_gseg(gseg_predict(&p, NULL, NULL, &st));
+        int w, h;
+        uint8_t *m = read_mask(out, &w, &h);
+        ck_assert_int_eq(w, 301);
+        ck_assert_int_eq(h, 253);
+        size_t diff = 0, glacier = 0;
+        for (size_t i = 0; i < (size_t)w * h; i++) {
+            diff += m[i] != truth[i];
+            glacier += m[i] == 1;
+        }
+        ck_assert_msg(diff == 0, "tile %d overlap %d: %zu pixels differ from whole-scene NDSI",
+                      cfg[c][0], cfg[c][1], diff);
+        ck_assert_msg(glacier > 1000 && glacier < (size_t)w * h - 1000, "degenerate test scene");
+        ck_assert_int_eq(st.class_pixels[1], (long long)glacier);
+        /* the score raster is the NDSI itself, bit for bit */
+        GDALDatasetH pd = GDALOpen(proba, GA_ReadOnly);
+        float *pv = malloc((size_t)w * h * 4);
+        ck_assert_int_eq(GDALRasterIO(GDALGetRasterBand(pd, 1), GF_Read, 0, 0, w, h, pv, w, h,
+                                      GDT_Float32, 0, 0), CE_None);
+        GDALClose(pd);
+        for (size_t i = 0; i < (size_t)w * h; i++)
+            if (truth[i] != 255) ck_assert(pv[i] == ndsi[i]);
+            else ck_assert(isnan(pv[i]));
+        free(pv);
+        free(m);
+    }
+    free(truth);
+    free(ndsi);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_matches_numpy_peer)
+{
+    /* NDSI > 0.4 from numpy float32 over the whole scene, as an outside
+     * reference, equals the tiled, blended output. */
+    gseg_init();
+    char *dir = tu_tmpdir("numpy");
+    char scene[4200], out[4200];
+    snprintf(scene, sizeof scene, "%s/scene.tif", dir);
+    snprintf(out, sizeof out, "%s/mask.tif", dir);
+    make_scene(scene, 700, 450, utm_gt, 32643);
+    const char *in[] = {scene};
+    gseg_predict_params p = params_for(in, 1, out);
+    p.tile = 128;
+    p.overlap = 32;
+    p.format = NULL; /* COG */
+    ck_gseg(gseg_predict(&p, NULL, NULL, NULL));
+    int rc = tu_system(
+        "/usr/bin/python3 -c \"\n"
+        "import numpy as np, sys\n"
+        "from osgeo import gdal\n"
+        "s = gdal.Open('%s'); m = gdal.Open('%s').ReadAsArray()\n"
+        "g = s.GetRasterBand(2).ReadAsArray().astype(np.float32)\n"
+        "w = s.GetRasterBand(5).ReadAsArray().astype(np.float32)\n"
+        "with np.errstate(all='ignore'): n = (g - w) / (g + w)\n"
+        "ref = np.where((g == 0) | (w == 0), 255, (n > np.float32(0.4)).astype(np.uint8))\n"
+        "bad = int((ref != m).sum()); print('numpy peer: differing pixels', bad)\n"
+        "sys.exit(1 if bad else 0)\"",
+        scene, out);
+    ck_assert_int_eq(rc, 0);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_output_georef_and_cog)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("cog");
+    char scene[4200], out[4200];
+    snprintf(scene, sizeof scene, "%s/scene.tif", dir);
+    make_scene(scene, 1200, 900, utm_gt, 32643);
+    const char *in[] = {scene};
+    gseg_predict_params p = params_for(in, 1, NULL); /* default name, default COG */
+    p.format = NULL;
+    ck_gseg(gseg_predict(&p, NULL, NULL, NULL));
+    snprintf(out, sizeof out, "%s/scene_mask.tif", dir);
+    GDALDatasetH ds = GDALOpen(out, GA_ReadOnly);
+    ck_assert_ptr_nonnull(ds);
+    double gt[6];
+    ck_assert_int_eq(GDALGetGeoTransform(ds, gt), CE_None);
+    for (int i = 0; i < 6; i++) ck_assert(gt[i] == utm_gt[i]);
+    OGRSpatialReferenceH srs = GDALGetSpatialRef(ds);
+    ck_assert_ptr_nonnull(srs);
+    ck_assert_str_eq(OSRGetAuthorityCode(srs, NULL), "32643");
+    GDALRasterBandH b = GDALGetRasterBand(ds, 1);
+    int has = 0;
+    ck_assert(GDALGetRasterNoDataValue(b, &has) == 255 && has);
+    ck_assert_ptr_nonnull(GDALGetRasterColorTable(b));
+    ck_assert_int_ge(GDALGetOverviewCount(b), 1);
+    ck_assert_str_eq(GDALGetMetadataItem(ds, "GSEG_MODEL", NULL), "ndsi:green=2,swir=5");
+    char **cats = GDALGetRasterCategoryNames(b);
+    ck_assert(CSLCount(cats) >= 2 && strcmp(cats[1], "glacier") == 0);
+    GDALClose(ds);
+    ck_assert_int_eq(tu_system("/usr/bin/python3 -m osgeo_utils.samples.validate_cloud_optimized_geotiff "
+                               "-q '%s'", out), 0);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_rotated_and_missing_georef)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("rot");
+    char scene[4200], out[4200];
+    const double rot[6] = {350000.5, 21.2132, 21.2132, 5000000.25, 21.2132, -21.2132};
+    snprintf(scene, sizeof scene, "%s/rot.tif", dir);
+    snprintf(out, sizeof out, "%s/rot_mask.tif", dir);
+    make_scene(scene, 200, 150, rot, 32611);
+    const char *in[] = {scene};
+    gseg_predict_params p = params_for(in, 1, out);
+    p.tile = 64;
+    p.overlap = 8;
+    ck_gseg(gseg_predict(&p, NULL, NULL, NULL));
+    GDALDatasetH ds = GDALOpen(out, GA_ReadOnly);
+    double gt[6];
+    ck_assert_int_eq(GDALGetGeoTransform(ds, gt), CE_None);
+    for (int i = 0; i < 6; i++) ck_assert(gt[i] == rot[i]);
+    GDALClose(ds);
+
+    snprintf(scene, sizeof scene, "%s/nogeo.tif", dir);
+    snprintf(out, sizeof out, "%s/nogeo_mask.tif", dir);
+    make_scene(scene, 100, 80, NULL, 0);
+    ck_gseg(gseg_predict(&p, NULL, NULL, NULL));
+    ds = GDALOpen(out, GA_ReadOnly);
+    ck_assert_ptr_nonnull(ds);
+    ck_assert_int_ne(GDALGetGeoTransform(ds, gt), CE_None);
+    ck_assert_ptr_null(GDALGetSpatialRef(ds));
+    GDALClose(ds);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_band_stack_files)
+{
+    /* The same bands as two single-band files give the same mask. */
+    gseg_init();
+    char *dir = tu_tmpdir("stack");
+    char scene[4200], g[4200], s[4200], out1[4200], out2[4200];
+    snprintf(scene, sizeof scene, "%s/scene.tif", dir);
+    snprintf(g, sizeof g, "%s/LC08_T1_SR_B3.TIF", dir);
+    snprintf(s, sizeof s, "%s/LC08_T1_SR_B6.TIF", dir);
+    snprintf(out1, sizeof out1, "%s/m1.tif", dir);
+    snprintf(out2, sizeof out2, "%s/m2.tif", dir);
+    make_scene(scene, 260, 190, utm_gt, 32643);
+    ck_assert_int_eq(tu_system("gdal_translate -q -b 2 '%s' '%s' && gdal_translate -q -b 5 '%s' '%s'",
+                               scene, g, scene, s), 0);
+    const char *in1[] = {scene};
+    gseg_predict_params p = params_for(in1, 1, out1);
+    p.tile = 64;
+    p.overlap = 16;
+    ck_gseg(gseg_predict(&p, NULL, NULL, NULL));
+    const char *in2[] = {g, s};
+    p = params_for(in2, 2, out2);
+    p.model = "ndsi:green=B3,swir=B6"; /* band names from Landsat file stems */
+    p.tile = 64;
+    p.overlap = 16;
+    ck_gseg(gseg_predict(&p, NULL, NULL, NULL));
+    int w, h, w2, h2;
+    uint8_t *a = read_mask(out1, &w, &h), *b = read_mask(out2, &w2, &h2);
+    ck_assert(w == w2 && h == h2);
+    ck_assert(memcmp(a, b, (size_t)w * h) == 0);
+    free(a);
+    free(b);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_bad_input)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("bad");
+    char scene[4200], bad[4200], out[4200], f[4200];
+    snprintf(scene, sizeof scene, "%s/scene.tif", dir);
+    snprintf(bad, sizeof bad, "%s/corrupt.tif", dir);
+    snprintf(out, sizeof out, "%s/out.tif", dir);
+    make_scene(scene, 64, 64, utm_gt, 32643);
+    FILE *fp = fopen(bad, "wb");
+    for (int i = 0; i < 5000; i++) fputc((i * 7919) & 0xff, fp);
+    fclose(fp);
+
+    const char *in[] = {bad};
+    gseg_predict_params p = params_for(in, 1, out);
+    ck_assert_int_eq(gseg_predict(&p, NULL, NULL, NULL), GSEG_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "corrupt.tif"));
+    ck_assert_ptr_null(strchr(gseg_last_error(), '\n'));
+
+    const char *in2[] = {scene};
+    p = params_for(in2, 1, out);
+    p.model = "ndsi:green=2,swir=9";
+    ck_assert_int_eq(gseg_predict(&p, NULL, NULL, NULL), GSEG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "band 9"));
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "scene.tif"));
+
+    p.model = "ndsi:green=2";
+    ck_assert_int_eq(gseg_predict(&p, NULL, NULL, NULL), GSEG_ERR_ARG);
+    p.model = "ndsi:green=2,swir=5,threshold=abc";
+    ck_assert_int_eq(gseg_predict(&p, NULL, NULL, NULL), GSEG_ERR_ARG);
+    p.model = "resnet9000.pt";
+    ck_assert_int_ne(gseg_predict(&p, NULL, NULL, NULL), GSEG_OK);
+
+    p = params_for(in2, 1, "/nonexistent-dir/out.tif");
+    ck_assert_int_eq(gseg_predict(&p, NULL, NULL, NULL), GSEG_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "/nonexistent-dir/out.tif"));
+
+    p = params_for(in2, 1, scene); /* would overwrite the input */
+    ck_assert_int_eq(gseg_predict(&p, NULL, NULL, NULL), GSEG_ERR_ARG);
+
+    /* stacked files on different CRSs, and disjoint files */
+    snprintf(f, sizeof f, "%s/other_crs.tif", dir);
+    make_scene(f, 64, 64, utm_gt, 32644);
+    const char *in3[] = {scene, f};
+    p = params_for(in3, 2, out);
+    p.model = "ndsi:green=2,swir=11";
+    ck_assert_int_eq(gseg_predict(&p, NULL, NULL, NULL), GSEG_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "other_crs.tif"));
+    const double far_gt[6] = {900000.0, 30.0, 0.0, 3000000.0, 0.0, -30.0};
+    snprintf(f, sizeof f, "%s/far.tif", dir);
+    make_scene(f, 64, 64, far_gt, 32643);
+    in3[1] = f;
+    ck_assert_int_eq(gseg_predict(&p, NULL, NULL, NULL), GSEG_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "overlap"));
+
+    /* a file declaring absurd dimensions */
+    snprintf(f, sizeof f, "%s/huge.tif", dir);
+    const char *co[] = {"SPARSE_OK=YES", "TILED=YES", "BIGTIFF=YES", NULL};
+    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), f, 2000000, 2000000, 6, GDT_UInt16,
+                                 (char **)co);
+    ck_assert_ptr_nonnull(ds);
+    GDALClose(ds);
+    in3[0] = f;
+    p = params_for(in3, 1, out);
+    ck_assert_int_eq(gseg_predict(&p, NULL, NULL, NULL), GSEG_ERR_LIMIT);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "huge.tif"));
+
+    /* nothing was left behind under the output name */
+    struct stat sb;
+    ck_assert_int_ne(stat(out, &sb), 0);
+    ck_assert_int_eq(tu_system("ls -a '%s' | grep -q gseg-tmp", dir), 1);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_cli_parse)
+{
+    gseg_init();
+    gseg_predict_cli *c = NULL;
+    char *ok[] = {"gseg-predict", "--model", "ndsi:green=3,swir=6", "--image_path", "a.tif", "b.tif",
+                  "-o", "m.tif", "-of", "GTiff", "-co", "COMPRESS=LZW", "-co", "TILED=YES",
+                  "--tile", "256", "--overlap", "32", "--vector", "o.gpkg", "--min-area", "0.5",
+                  "--simplify", "15", "-f", "GeoJSON", "--t_srs", "EPSG:4326", "--threshold", "0.3",
+                  "--band-file", "c.tif", "-q", NULL};
+    ck_gseg(gseg_predict_cli_parse(33, ok, &c));
+    const gseg_predict_params *p = gseg_predict_cli_params(c);
+    ck_assert_str_eq(p->model, "ndsi:green=3,swir=6");
+    ck_assert_int_eq(p->ninputs, 3);
+    ck_assert_str_eq(p->inputs[0], "a.tif");
+    ck_assert_str_eq(p->inputs[2], "c.tif");
+    ck_assert_str_eq(p->output, "m.tif");
+    ck_assert_str_eq(p->format, "GTiff");
+    ck_assert_str_eq(p->create_options[1], "TILED=YES");
+    ck_assert_int_eq(p->tile, 256);
+    ck_assert_int_eq(p->overlap, 32);
+    ck_assert_str_eq(p->vector, "o.gpkg");
+    ck_assert_str_eq(p->vector_format, "GeoJSON");
+    ck_assert_double_eq(p->min_area_km2, 0.5);
+    ck_assert_double_eq(p->simplify_m, 15);
+    ck_assert_double_eq(p->threshold, 0.3);
+    ck_assert_int_eq(gseg_predict_cli_quiet(c), 1);
+    gseg_predict_cli_free(c);
+
+    char *help[] = {"gseg-predict", "--help", NULL};
+    ck_gseg(gseg_predict_cli_parse(2, help, &c));
+    ck_assert(gseg_predict_cli_help(c));
+    ck_assert_ptr_nonnull(strstr(gseg_predict_usage(), "--image_path"));
+    gseg_predict_cli_free(c);
+
+    struct { int argc; char *argv[8]; const char *msg; } bad[] = {
+        {3, {"p", "--model", "ndsi:green=1,swir=2"}, "no input"},
+        {5, {"p", "--image_path", "a.tif", "--tile", "abc"}, "--tile"},
+        {5, {"p", "--image_path", "a.tif", "--tile", "4"}, "--tile"},
+        {7, {"p", "--image_path", "a.tif", "--tile", "64", "--overlap", "64"}, "overlap"},
+        {4, {"p", "a.tif", "-co", "NOVALUE"}, "KEY=VALUE"},
+        {3, {"p", "a.tif", "--bogus"}, "unknown option --bogus"},
+        {3, {"p", "a.tif", "--tile"}, "needs a value"},
+        {4, {"p", "a.tif", "--min-area", "-1"}, "--min-area"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        ck_assert_int_eq(gseg_predict_cli_parse(bad[i].argc, bad[i].argv, &c), GSEG_ERR_ARG);
+        ck_assert_ptr_null(c);
+        ck_assert_msg(strstr(gseg_last_error(), bad[i].msg), "case %zu: '%s'", i, gseg_last_error());
+    }
+}
+END_TEST
+
+START_TEST(test_tool_end_to_end)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("tool");
+    char scene[4200], err[4200];
+    snprintf(scene, sizeof scene, "%s/scene.tif", dir);
+    snprintf(err, sizeof err, "%s/stderr.txt", dir);
+    make_scene(scene, 400, 300, utm_gt, 32643);
+    const char *tool = tu_build("src/tools/gseg-predict");
+    ck_assert_int_eq(tu_system("'%s' --model ndsi:green=green,swir=swir1 --image_path '%s' "
+                               "--vector '%s/outlines.gpkg' --min-area 0.001 --tile 128 "
+                               "--overlap 16 2>'%s'", tool, scene, dir, err), 0);
+    /* GDAL-style progress on stderr */
+    ck_assert_int_eq(tu_system("grep -q '0\\.\\.\\.10\\.\\.\\.20' '%s'", err), 0);
+    ck_assert_int_eq(tu_system("gdalinfo '%s/scene_mask.tif' | grep -q 'LAYOUT=COG'", dir), 0);
+    ck_assert_int_eq(tu_system("ogrinfo -so '%s/outlines.gpkg' glaciers | grep -q 'area_km2'", dir), 0);
+    ck_assert_int_eq(tu_system("ogrinfo -so '%s/outlines.gpkg' glaciers | "
+                               "grep -q 'Feature Count: [1-9]'", dir), 0);
+    /* usage errors exit 2, failures exit 1 with one line naming the file */
+    ck_assert_int_eq(tu_system("'%s' --image_path '%s' --tile x 2>/dev/null", tool, scene), 2);
+    ck_assert_int_eq(tu_system("'%s' --model ndsi:green=2,swir=5 --image_path '%s/missing.tif' -q "
+                               "2>'%s'", tool, dir, err), 1);
+    ck_assert_int_eq(tu_system("test $(wc -l < '%s') -eq 1 && grep -q 'missing.tif' '%s'", err, err), 0);
+    ck_assert_int_eq(tu_system("'%s' --help | grep -q -- --min-area", tool), 0);
+    ck_assert_int_eq(tu_system("'%s' --version | grep -q '%s'", tool, gseg_version()), 0);
+    free(dir);
+}
+END_TEST
+
+/* Kill gseg-predict at random moments: the final name never holds a partial
+ * file; SIGTERM also removes the temporary files. */
+START_TEST(test_killed_run_leaves_no_output)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("kill");
+    char scene[4200], out[4200];
+    snprintf(scene, sizeof scene, "%s/big.tif", dir);
+    snprintf(out, sizeof out, "%s/big_mask.tif", dir);
+    make_scene(scene, 2500, 2500, utm_gt, 32643);
+    const char *tool = tu_build("src/tools/gseg-predict");
+    srand((unsigned)time(NULL));
+    int completed = 0, killed = 0;
+    for (int round = 0; round < 8; round++) {
+        unlink(out);
+        int sig = round % 2 ? SIGTERM : SIGKILL;
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl(tool, tool, "--model", "ndsi:green=2,swir=5", "--image_path", scene, "-o", out,
+                  "-q", "--tile", "256", (char *)NULL);
+            _exit(127);
+        }
+        usleep((useconds_t)(50000 + rand() % 900000));
+        kill(pid, sig);
+        int status = 0;
+        waitpid(pid, &status, 0);
+        struct stat sb;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            completed++;
+            ck_assert_int_eq(tu_system("gdalinfo -checksum '%s' >/dev/null 2>&1", out), 0);
+        } else {
+            killed++;
+            ck_assert_msg(stat(out, &sb) != 0, "killed run left %s", out);
+            if (sig == SIGTERM)
+                ck_assert_int_eq(tu_system("ls -a '%s' | grep -q gseg-tmp", dir), 1);
+        }
+        tu_system("rm -f '%s'/.*gseg-tmp*", dir);
+    }
+    ck_assert_int_gt(killed, 0);
+    (void)completed;
+    free(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("predict");
+    TCase *tc = tcase_create("ndsi");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_seam_identical_to_whole_scene);
+    tcase_add_test(tc, test_matches_numpy_peer);
+    tcase_add_test(tc, test_output_georef_and_cog);
+    tcase_add_test(tc, test_rotated_and_missing_georef);
+    tcase_add_test(tc, test_band_stack_files);
+    tcase_add_test(tc, test_bad_input);
+    tcase_add_test(tc, test_cli_parse);
+    tcase_add_test(tc, test_tool_end_to_end);
+    tcase_add_test(tc, test_killed_run_leaves_no_output);
+    suite_add_tcase(s, tc);
+    return tu_run(s);
+}
