@@ -92,6 +92,11 @@ GSEG_API void gseg_remove_temp_files(void);
  * fails with GSEG_ERR_CANCELLED. May be NULL wherever it is accepted. */
 typedef int (*gseg_progress_fn)(double complete, const char *msg, void *user);
 
+/* Progress on stderr in GDAL's style, "0...10...20...30...40...50...60...70
+ * ...80...90...100 - done.", for tools whose stdout carries data. Restarts
+ * when complete goes back to 0. user is ignored. Always returns 1. */
+GSEG_API int gseg_term_progress(double complete, const char *msg, void *user);
+
 /* ------------------------------------------------------------------------ */
 /* Geometry: pixel windows, tiles, the tile grid                   (src/tile) */
 

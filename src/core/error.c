@@ -114,3 +114,21 @@ size_t gseg__memory_limit(void)
     if (phys <= 0) return (size_t)4 << 30;
     return (size_t)(phys / 2);
 }
+
+int gseg_term_progress(double complete, const char *msg, void *user)
+{
+    (void)msg;
+    (void)user;
+    static _Thread_local int last = -1; /* last tick printed, in 2.5 % steps */
+    int tick = (int)(complete * 40.0 + 1e-9);
+    if (tick > 40) tick = 40;
+    if (tick < last) last = -1; /* a new run */
+    while (last < tick) {
+        last++;
+        if (last % 4 == 0) fprintf(stderr, "%d", last / 4 * 10);
+        else fputc('.', stderr);
+        if (last == 40) fputs(" - done.\n", stderr);
+    }
+    fflush(stderr);
+    return 1;
+}

@@ -50,7 +50,7 @@ int main(int argc, char **argv)
     } else {
         int quiet = gseg_predict_cli_quiet(cli);
         gseg_predict_stats stats;
-        st = gseg_predict(gseg_predict_cli_params(cli), quiet ? NULL : GDALTermProgress,
+        st = gseg_predict(gseg_predict_cli_params(cli), quiet ? NULL : gseg_term_progress,
                           NULL, &stats);
         if (st != GSEG_OK) {
             fprintf(stderr, "gseg-predict: %s\n", gseg_last_error());
