@@ -125,6 +125,7 @@ int main(void)
 {
     Suite *s = suite_create("tile");
     TCase *tc = tcase_create("grid");
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cover_many);
     tcase_add_test(tc, test_small_scene_padded);
     tcase_add_test(tc, test_tile_equal_scene);

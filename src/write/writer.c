@@ -6,6 +6,13 @@
  * temporary tiled GeoTIFF first and copied at close: the COG driver needs
  * the whole image to lay out overviews and tiles. Either way the result is
  * renamed onto the final path only when complete (atomic.c).
+ *
+ * For COG the overviews are made here, while rows stream in, by nearest
+ * neighbour (a class mask must not be averaged): the staging GeoTIFF gets
+ * empty overview levels and each finished row that an overview samples is
+ * written into it. The COG driver then copies the existing overviews instead
+ * of regenerating them, which would read the whole image again with buffers
+ * that grow with the scene. A user asking for another RESAMPLING gets GDAL's.
  */
 #include "internal.h"
 
@@ -27,6 +34,9 @@ struct gseg_writer {
     int width, height, nbands;
     GDALDataType type;
     int failed;
+    int nlevels;          /* overviews built while streaming */
+    int factors[32];
+    void *ovrow;          /* one subsampled row of all bands */
 };
 
 gseg_writer_params gseg_writer_params_default(void)
@@ -48,6 +58,7 @@ static void writer_free(gseg_writer *w)
     free(w->tmp);
     free(w->stage);
     CSLDestroy(w->co);
+    free(w->ovrow);
     free(w);
 }
 
@@ -118,6 +129,64 @@ static gseg_status describe(gseg_writer *w, const gseg_writer_params *p)
     return GSEG_OK;
 }
 
+/* Empty overview levels in the staging file, as many as the COG driver's
+ * OVERVIEWS=AUTO would make: halve until the image fits in one block. */
+static gseg_status plan_overviews(gseg_writer *w)
+{
+    if (strcmp(GDALGetDriverShortName(w->drv), "COG") != 0) return GSEG_OK;
+    const char *ov = CSLFetchNameValue(w->co, "OVERVIEWS");
+    const char *rs = CSLFetchNameValue(w->co, "RESAMPLING");
+    if ((ov && !EQUAL(ov, "AUTO")) || (rs && !EQUAL(rs, "NEAREST"))) return GSEG_OK;
+    const char *bsz = CSLFetchNameValue(w->co, "BLOCKSIZE");
+    int bs = bsz ? atoi(bsz) : 512;
+    if (bs < 16) bs = 512;
+    for (int f = 2; w->nlevels < 32; f *= 2) {
+        int pw = (w->width + f / 2 - 1) / (f / 2), ph = (w->height + f / 2 - 1) / (f / 2);
+        if (pw <= bs && ph <= bs) break;
+        w->factors[w->nlevels++] = f;
+    }
+    if (w->nlevels == 0) return GSEG_OK;
+    CPLErrorReset();
+    if (GDALBuildOverviews(w->ds, "NONE", w->nlevels, w->factors, 0, NULL, NULL, NULL) != CE_None)
+        return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot create overviews", w->path);
+    w->ovrow = gseg__malloc((size_t)(w->width / 2 + 1) * w->nbands,
+                            (size_t)GDALGetDataTypeSizeBytes(w->type));
+    return w->ovrow ? GSEG_OK : GSEG_ERR_NOMEM;
+}
+
+/* Writes the overview rows sampled from rows [y, y+nrows) of data. Overview
+ * pixel (i, j) of factor f is source pixel (f*i + f/2, f*j + f/2), clamped. */
+static gseg_status write_overview_rows(gseg_writer *w, int y, int nrows, const void *data)
+{
+    size_t px = (size_t)GDALGetDataTypeSizeBytes(w->type);
+    size_t plane = (size_t)w->width * nrows;
+    for (int l = 0; l < w->nlevels; l++) {
+        int f = w->factors[l];
+        int ow = (w->width + f - 1) / f, oh = (w->height + f - 1) / f;
+        int j0 = y <= f / 2 ? 0 : (y - f / 2 + f - 1) / f;
+        for (int j = j0; j < oh; j++) {
+            int sy = f * j + f / 2;
+            if (sy >= w->height) sy = w->height - 1;
+            if (sy >= y + nrows) break;
+            for (int b = 0; b < w->nbands; b++) {
+                const char *row = (const char *)data + (b * plane + (size_t)(sy - y) * w->width) * px;
+                char *dst = (char *)w->ovrow + (size_t)b * ow * px;
+                for (int i = 0; i < ow; i++) {
+                    int sx = f * i + f / 2;
+                    if (sx >= w->width) sx = w->width - 1;
+                    memcpy(dst + (size_t)i * px, row + (size_t)sx * px, px);
+                }
+                GDALRasterBandH ob = GDALGetOverview(GDALGetRasterBand(w->ds, b + 1), l);
+                CPLErrorReset();
+                if (!ob || GDALRasterIO(ob, GF_Write, 0, j, ow, 1, dst, ow, 1, w->type, 0, 0) !=
+                               CE_None)
+                    return gseg__gdal_err(GSEG_ERR_IO, "%s: overview write failed", w->path);
+            }
+        }
+    }
+    return GSEG_OK;
+}
+
 gseg_status gseg_writer_open(const char *path, const gseg_writer_params *p, gseg_writer **out)
 {
     if (!out) return gseg__err(GSEG_ERR_ARG, "writer: NULL output");
@@ -163,6 +232,7 @@ gseg_status gseg_writer_open(const char *path, const gseg_writer_params *p, gseg
         if (!w->ds) st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot create", path);
     }
     if (st == GSEG_OK) st = describe(w, p);
+    if (st == GSEG_OK && w->stage) st = plan_overviews(w);
     if (st != GSEG_OK) {
         writer_free(w);
         return st;
@@ -180,6 +250,11 @@ gseg_status gseg_writer_write_rows(gseg_writer *w, int y, int nrows, const void 
                             w->type, w->nbands, NULL, 0, 0, 0) != CE_None) {
         w->failed = 1;
         return gseg__gdal_err(GSEG_ERR_IO, "%s: write failed", w->path);
+    }
+    if (w->nlevels) {
+        gseg_status st = write_overview_rows(w, y, nrows, data);
+        if (st != GSEG_OK) w->failed = 1;
+        return st;
     }
     return GSEG_OK;
 }
