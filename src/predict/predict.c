@@ -325,6 +325,9 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
             st = gseg__err(GSEG_ERR_CANCELLED, "%s: cancelled", out_path);
     }
     if (st != GSEG_OK) goto done;
+    /* Release the scene's cached blocks before the COG copy needs the cache. */
+    gseg_scene_free(scene);
+    scene = NULL;
 
     {
         void *sc = progress ? GDALCreateScaledProgress(f_tiles, f_write, progress, user) : NULL;
