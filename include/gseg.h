@@ -299,7 +299,9 @@ typedef struct gseg_vectorize_params {
     const char *layer_name;    /* NULL = "glaciers" */
     int band;                  /* mask band, default 1 */
     double min_area_km2;       /* minimum mapping unit, default 0.01 */
-    double simplify_m;         /* topology-preserving tolerance, 0 = none */
+    double simplify_m;         /* topology-preserving tolerance in metres, 0 = none;
+                                  converted to degrees for geographic CRSs, taken
+                                  as map units when the mask has no CRS */
     const char *t_srs;         /* output CRS (any OSR user input), NULL = mask's */
     const char *source;        /* value of the `source` attribute, may be NULL */
     int nclasses;              /* class names for the `class_name` attribute */
@@ -308,8 +310,9 @@ typedef struct gseg_vectorize_params {
 
 typedef struct gseg_vectorize_stats {
     long long polygons;     /* features written */
-    long long dropped;      /* polygons below min_area_km2 */
-    double area_km2;        /* total area written */
+    long long dropped;      /* polygons below min_area_km2 or emptied by
+                               simplification */
+    double area_km2;        /* total area written; NaN when the mask has no CRS */
 } gseg_vectorize_stats;
 
 GSEG_API gseg_vectorize_params gseg_vectorize_params_default(void);

@@ -1,0 +1,611 @@
+/*
+ * vectorize.c — class mask → glacier outlines with geodesic areas.
+ *
+ * GDALPolygonize streams the mask line by line into an in-memory layer; its
+ * mask band is a VRT of the class band whose LUT maps class values 1..254 to
+ * 1 and background (0), 255 and nodata to 0, so only class pixels become
+ * polygons and no full-raster buffer is ever allocated. A second pass
+ * simplifies each polygon, measures it on the ellipsoid (PROJ's geodesic.h:
+ * GDAL 3.6 has no geodesic area), applies the minimum mapping unit,
+ * optionally reprojects it and writes it to the output, which appears under
+ * its final name only when complete.
+ */
+#include "internal.h"
+
+#include <cpl_conv.h>
+#include <cpl_error.h>
+#include <cpl_string.h>
+#include <gdal.h>
+#include <gdal_alg.h>
+#include <ogr_api.h>
+#include <ogr_srs_api.h>
+
+#include <geodesic.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Polygonize is most of the work; the per-feature pass gets the rest. */
+#define POLYGONIZE_SHARE 0.7
+/* Edges longer than this are densified before measuring, so a straight edge
+ * in a projected CRS follows the geodesic closely (error << 1 mm at 1 km). */
+#define DENSIFY_M 1000.0
+
+gseg_vectorize_params gseg_vectorize_params_default(void)
+{
+    gseg_vectorize_params p;
+    memset(&p, 0, sizeof p);
+    p.layer_name = "glaciers";
+    p.band = 1;
+    p.min_area_km2 = 0.01;
+    return p;
+}
+
+enum { F_ID, F_CLASS, F_CLASS_NAME, F_AREA, F_PERIM, F_SOURCE, F_COUNT };
+
+/* One call's state. Every handle and buffer here is owned by the call and
+ * released by release(), on success and on every error path. */
+typedef struct vec_ctx {
+    const char *mask_path, *out_path;
+    const gseg_vectorize_params *p;
+
+    gseg_progress_fn fn;
+    void *user;
+    double lo, hi; /* share of the overall progress of the current phase */
+    int cancelled;
+
+    GDALDriverH out_drv;
+    GDALDatasetH mask_ds, vrt_ds, mem_ds, out_ds;
+    GDALRasterBandH band;
+    OGRLayerH mem_lyr, out_lyr;
+    int in_tx;
+    char *tmp; /* temporary output path, owned */
+    int fld[F_COUNT];
+
+    OGRSpatialReferenceH srs;  /* mask CRS (traditional GIS axis order), or NULL */
+    OGRSpatialReferenceH geog; /* its geographic base CRS, NULL if none */
+    OGRSpatialReferenceH tsrs; /* output CRS if reprojecting */
+    OGRCoordinateTransformationH to_geog, to_out;
+    int has_area;   /* geodesic measures possible */
+    int geographic; /* mask CRS is geographic */
+    double m_per_unit;   /* projected/local CRS: metres per CRS unit */
+    double rad_per_unit; /* geographic CRS: radians per CRS unit */
+    double step;         /* densification step in CRS units */
+    struct geod_geodesic geod;
+
+    /* Scratch for ring measuring, reused across rings. */
+    double *vx, *vy; /* ring vertices */
+    size_t vcap;
+    double *dx, *dy; /* densified vertices, then lon/lat */
+    size_t dcap;
+} vec_ctx;
+
+/* GDALProgressFunc that maps the phase's [0,1] onto [lo,hi] of the caller's. */
+static int CPL_STDCALL scaled_progress(double complete, const char *msg, void *arg)
+{
+    vec_ctx *c = arg;
+    if (!c->fn || c->cancelled) return !c->cancelled;
+    if (!c->fn(c->lo + (c->hi - c->lo) * complete, msg, c->user)) c->cancelled = 1;
+    return !c->cancelled;
+}
+
+static gseg_status cancelled(const vec_ctx *c)
+{
+    return gseg__err(GSEG_ERR_CANCELLED, "%s: cancelled", c->out_path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output driver                                                            */
+
+static int has_cap(GDALDriverH d, const char *cap)
+{
+    const char *v = GDALGetMetadataItem(d, cap, NULL);
+    return v && EQUAL(v, "YES");
+}
+
+static gseg_status pick_driver(vec_ctx *c)
+{
+    const char *name = c->p->format;
+    if (!name) {
+        /* Explicit table first: several drivers claim some extensions. */
+        static const char *const table[][2] = {
+            {"gpkg", "GPKG"},          {"shp", "ESRI Shapefile"},
+            {"geojson", "GeoJSON"},    {"json", "GeoJSON"},
+            {"geojsonl", "GeoJSONSeq"}, {"geojsons", "GeoJSONSeq"},
+            {"fgb", "FlatGeobuf"},     {"kml", "KML"},
+            {"gml", "GML"},            {"sqlite", "SQLite"},
+            {"csv", "CSV"},            {"parquet", "Parquet"},
+            {"arrow", "Arrow"},        {"feather", "Arrow"},
+        };
+        const char *ext = CPLGetExtension(c->out_path);
+        for (size_t i = 0; !name && i < sizeof table / sizeof table[0]; i++)
+            if (EQUAL(ext, table[i][0])) name = table[i][1];
+        for (int i = 0; !name && *ext && i < GDALGetDriverCount(); i++) {
+            GDALDriverH d = GDALGetDriver(i);
+            const char *exts = GDALGetMetadataItem(d, GDAL_DMD_EXTENSIONS, NULL);
+            if (!exts || !has_cap(d, GDAL_DCAP_VECTOR) || !has_cap(d, GDAL_DCAP_CREATE))
+                continue;
+            char **list = CSLTokenizeString(exts);
+            if (CSLFindString(list, ext) >= 0) name = GDALGetDriverShortName(d);
+            CSLDestroy(list);
+        }
+        if (!name) name = "GPKG";
+    }
+    c->out_drv = GDALGetDriverByName(name);
+    if (!c->out_drv)
+        return gseg__err(c->p->format ? GSEG_ERR_ARG : GSEG_ERR_UNSUPPORTED,
+                         "%s: unknown or unavailable vector format '%s'", c->out_path, name);
+    if (!has_cap(c->out_drv, GDAL_DCAP_VECTOR) || !has_cap(c->out_drv, GDAL_DCAP_CREATE))
+        return gseg__err(GSEG_ERR_ARG, "%s: format '%s' cannot create vector files",
+                         c->out_path, name);
+    return GSEG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Input mask                                                               */
+
+static gseg_status open_mask(vec_ctx *c)
+{
+    CPLErrorReset();
+    c->mask_ds = GDALOpenEx(c->mask_path, GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR,
+                            NULL, NULL, NULL);
+    if (!c->mask_ds) return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot open", c->mask_path);
+    int nb = GDALGetRasterCount(c->mask_ds);
+    if (c->p->band < 1 || c->p->band > nb)
+        return gseg__err(GSEG_ERR_ARG, "%s: band %d requested, the file has %d", c->mask_path,
+                         c->p->band, nb);
+    c->band = GDALGetRasterBand(c->mask_ds, c->p->band);
+    GDALDataType t = GDALGetRasterDataType(c->band);
+    if (t != GDT_Byte)
+        return gseg__err(GSEG_ERR_FORMAT, "%s: band %d is %s, a class mask must be Byte",
+                         c->mask_path, c->p->band, GDALGetDataTypeName(t));
+
+    /* LUT: 1 for class values, 0 for background, 255 and nodata. Only the
+     * points where the value changes are listed (the LUT interpolates
+     * linearly between points, exactly at integers here). */
+    int has_nd = 0;
+    double nd = GDALGetRasterNoDataValue(c->band, &has_nd);
+    unsigned char keep[256];
+    for (int v = 0; v < 256; v++) keep[v] = v >= 1 && v <= 254;
+    if (has_nd && nd >= 0 && nd <= 255 && nd == floor(nd)) keep[(int)nd] = 0;
+    char lut[256 * 8 + 1];
+    size_t len = 0;
+    for (int v = 0; v < 256; v++)
+        if (v == 0 || v == 255 || keep[v] != keep[v - 1] || keep[v] != keep[v + 1])
+            len += (size_t)snprintf(lut + len, sizeof lut - len, "%s%d:%d", len ? "," : "", v,
+                                    keep[v]);
+
+    int w = GDALGetRasterXSize(c->mask_ds), h = GDALGetRasterYSize(c->mask_ds);
+    char *esc = CPLEscapeString(c->mask_path, -1, CPLES_XML);
+    const char *fmt =
+        "<VRTDataset rasterXSize=\"%d\" rasterYSize=\"%d\">"
+        "<VRTRasterBand dataType=\"Byte\" band=\"1\"><ComplexSource>"
+        "<SourceFilename relativeToVRT=\"0\">%s</SourceFilename>"
+        "<SourceBand>%d</SourceBand>"
+        "<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"%d\" ySize=\"%d\"/>"
+        "<DstRect xOff=\"0\" yOff=\"0\" xSize=\"%d\" ySize=\"%d\"/>"
+        "<LUT>%s</LUT></ComplexSource></VRTRasterBand></VRTDataset>";
+    int n = snprintf(NULL, 0, fmt, w, h, esc, c->p->band, w, h, w, h, lut);
+    char *xml = n > 0 ? gseg__malloc((size_t)n + 1, 1) : NULL;
+    if (xml) snprintf(xml, (size_t)n + 1, fmt, w, h, esc, c->p->band, w, h, w, h, lut);
+    CPLFree(esc);
+    if (!xml) return GSEG_ERR_NOMEM;
+    const char *const vrt_only[] = {"VRT", NULL};
+    CPLErrorReset();
+    c->vrt_ds = GDALOpenEx(xml, GDAL_OF_RASTER | GDAL_OF_VERBOSE_ERROR, vrt_only, NULL, NULL);
+    free(xml);
+    if (!c->vrt_ds)
+        return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot build the class mask", c->mask_path);
+    return GSEG_OK;
+}
+
+static gseg_status setup_crs(vec_ctx *c)
+{
+    OGRSpatialReferenceH s = GDALGetSpatialRef(c->mask_ds);
+    if (s) {
+        c->srs = OSRClone(s);
+        OSRSetAxisMappingStrategy(c->srs, OAMS_TRADITIONAL_GIS_ORDER);
+        c->geographic = OSRIsGeographic(c->srs);
+        c->m_per_unit = OSRGetLinearUnits(c->srs, NULL);
+        c->rad_per_unit = OSRGetAngularUnits(c->srs, NULL);
+        if (!(c->m_per_unit > 0)) c->m_per_unit = 1.0;
+        if (!(c->rad_per_unit > 0)) c->rad_per_unit = M_PI / 180.0;
+        /* Local (engineering) CRSs have no ellipsoid: no areas, as without CRS. */
+        c->geog = OSRCloneGeogCS(c->srs);
+    } else {
+        c->m_per_unit = 1.0;
+    }
+    if (c->geog) {
+        OSRSetAxisMappingStrategy(c->geog, OAMS_TRADITIONAL_GIS_ORDER);
+        OGRErr e1 = OGRERR_NONE, e2 = OGRERR_NONE;
+        double a = OSRGetSemiMajor(c->geog, &e1);
+        double invf = OSRGetInvFlattening(c->geog, &e2);
+        if (e1 != OGRERR_NONE || e2 != OGRERR_NONE || !(a > 0))
+            return gseg__err(GSEG_ERR_FORMAT, "%s: the CRS has no usable ellipsoid", c->mask_path);
+        geod_init(&c->geod, a, invf != 0 ? 1.0 / invf : 0.0);
+        CPLErrorReset();
+        c->to_geog = OCTNewCoordinateTransformation(c->srs, c->geog);
+        if (!c->to_geog)
+            return gseg__gdal_err(GSEG_ERR_FORMAT, "%s: cannot convert the CRS to longitude/latitude",
+                                  c->mask_path);
+        c->has_area = 1;
+        c->step = c->geographic ? DENSIFY_M / a / c->rad_per_unit : DENSIFY_M / c->m_per_unit;
+    }
+    if (c->p->t_srs) {
+        c->tsrs = OSRNewSpatialReference(NULL);
+        CPLErrorReset();
+        if (OSRSetFromUserInput(c->tsrs, c->p->t_srs) != OGRERR_NONE)
+            return gseg__gdal_err(GSEG_ERR_ARG, "cannot parse output CRS '%s'", c->p->t_srs);
+        OSRSetAxisMappingStrategy(c->tsrs, OAMS_TRADITIONAL_GIS_ORDER);
+        if (!c->srs)
+            return gseg__err(GSEG_ERR_ARG, "%s: has no CRS, cannot reproject outlines to '%s'",
+                             c->mask_path, c->p->t_srs);
+        CPLErrorReset();
+        c->to_out = OCTNewCoordinateTransformation(c->srs, c->tsrs);
+        if (!c->to_out)
+            return gseg__gdal_err(GSEG_ERR_ARG, "%s: cannot reproject outlines to '%s'",
+                                  c->mask_path, c->p->t_srs);
+    }
+    return GSEG_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output                                                                   */
+
+static gseg_status add_field(vec_ctx *c, int slot, const char *name, OGRFieldType t)
+{
+    OGRFieldDefnH fd = OGR_Fld_Create(name, t);
+    CPLErrorReset();
+    OGRErr e = OGR_L_CreateField(c->out_lyr, fd, TRUE);
+    OGR_Fld_Destroy(fd);
+    if (e != OGRERR_NONE)
+        return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot create field %s", c->out_path, name);
+    /* By position: some drivers rename fields (Shapefile's 10-character limit). */
+    c->fld[slot] = OGR_FD_GetFieldCount(OGR_L_GetLayerDefn(c->out_lyr)) - 1;
+    return GSEG_OK;
+}
+
+static gseg_status create_output(vec_ctx *c)
+{
+    const char *drv = GDALGetDriverShortName(c->out_drv);
+    c->tmp = gseg__tmp_path(c->out_path);
+    if (!c->tmp) return GSEG_ERR_ARG;
+    CPLErrorReset();
+    c->out_ds = GDALCreate(c->out_drv, c->tmp, 0, 0, 0, GDT_Unknown, NULL);
+    if (!c->out_ds)
+        return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot create with driver %s", c->out_path, drv);
+    const char *layer = c->p->layer_name ? c->p->layer_name : "glaciers";
+    char **lco = NULL;
+    if (EQUAL(drv, "CSV")) lco = CSLSetNameValue(lco, "GEOMETRY", "AS_WKT");
+    CPLErrorReset();
+    c->out_lyr = GDALDatasetCreateLayer(c->out_ds, layer, c->tsrs ? c->tsrs : c->srs, wkbPolygon,
+                                        lco);
+    CSLDestroy(lco);
+    if (!c->out_lyr)
+        return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot create layer %s with driver %s",
+                              c->out_path, layer, drv);
+    gseg_status st;
+    if ((st = add_field(c, F_ID, "id", OFTInteger)) ||
+        (st = add_field(c, F_CLASS, "class", OFTInteger)) ||
+        (st = add_field(c, F_CLASS_NAME, "class_name", OFTString)) ||
+        (st = add_field(c, F_AREA, "area_km2", OFTReal)) ||
+        (st = add_field(c, F_PERIM, "perimeter_km", OFTReal)) ||
+        (st = add_field(c, F_SOURCE, "source", OFTString)))
+        return st;
+    /* One transaction: GPKG/SQLite would otherwise commit every feature.
+     * Drivers without transactions just decline. Syncing first makes GPKG
+     * create its (deferred) table outside the transaction, so a rollback
+     * leaves a consistent file to close. */
+    OGR_L_SyncToDisk(c->out_lyr);
+    c->in_tx = GDALDatasetStartTransaction(c->out_ds, FALSE) == OGRERR_NONE;
+    return GSEG_OK;
+}
+
+static gseg_status finish_output(vec_ctx *c)
+{
+    if (c->in_tx) {
+        c->in_tx = 0;
+        CPLErrorReset();
+        if (GDALDatasetCommitTransaction(c->out_ds) != OGRERR_NONE)
+            return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write", c->out_path);
+    }
+    /* Some drivers (FlatGeobuf, GeoJSON) write on close: watch for errors. */
+    CPLErrorReset();
+    GDALClose(c->out_ds);
+    c->out_ds = NULL;
+    if (CPLGetLastErrorType() == CE_Failure)
+        return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write", c->out_path);
+    gseg_status st = gseg__commit(c->tmp, c->out_path); /* discards on failure */
+    free(c->tmp);
+    c->tmp = NULL;
+    return st;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Measures                                                                 */
+
+static int reserve(double **a, double **b, size_t *cap, size_t n)
+{
+    if (n <= *cap) return 1;
+    size_t m = *cap ? *cap : 256;
+    while (m < n) m *= 2;
+    double *na = realloc(*a, m * sizeof **a);
+    if (na) *a = na;
+    double *nb = na ? realloc(*b, m * sizeof **b) : NULL;
+    if (nb) *b = nb;
+    if (!na || !nb) {
+        gseg__err(GSEG_ERR_NOMEM, "out of memory for a ring of %zu vertices", n);
+        return 0;
+    }
+    *cap = m;
+    return 1;
+}
+
+/* Geodesic |area| (m²) and perimeter (m) of one ring, edges densified to
+ * c->step in CRS units first. */
+static gseg_status ring_measure(vec_ctx *c, OGRGeometryH ring, double *area, double *perim)
+{
+    *area = *perim = 0;
+    int n = OGR_G_GetPointCount(ring);
+    if (n < 3) return GSEG_OK;
+    if (!reserve(&c->vx, &c->vy, &c->vcap, (size_t)n)) return GSEG_ERR_NOMEM;
+    OGR_G_GetPoints(ring, c->vx, sizeof(double), c->vy, sizeof(double), NULL, 0);
+    if (c->vx[n - 1] == c->vx[0] && c->vy[n - 1] == c->vy[0]) n--; /* implicit closure */
+    if (n < 3) return GSEG_OK;
+
+    size_t m = 0;
+    for (int i = 0; i < n; i++) {
+        int j = i + 1 < n ? i + 1 : 0;
+        double len = hypot(c->vx[j] - c->vx[i], c->vy[j] - c->vy[i]);
+        double k = ceil(len / c->step);
+        m += k > 1 ? (k < 1e6 ? (size_t)k : 1000000) : 1;
+    }
+    if (m > INT_MAX) return gseg__err(GSEG_ERR_LIMIT, "%s: ring too long", c->mask_path);
+    if (!reserve(&c->dx, &c->dy, &c->dcap, m)) return GSEG_ERR_NOMEM;
+    size_t o = 0;
+    for (int i = 0; i < n; i++) {
+        int j = i + 1 < n ? i + 1 : 0;
+        double ex = c->vx[j] - c->vx[i], ey = c->vy[j] - c->vy[i];
+        double k = ceil(hypot(ex, ey) / c->step);
+        size_t parts = k > 1 ? (k < 1e6 ? (size_t)k : 1000000) : 1;
+        for (size_t s = 0; s < parts; s++) {
+            double t = (double)s / (double)parts;
+            c->dx[o] = c->vx[i] + t * ex;
+            c->dy[o] = c->vy[i] + t * ey;
+            o++;
+        }
+    }
+    if (!OCTTransform(c->to_geog, (int)m, c->dx, c->dy, NULL))
+        return gseg__err(GSEG_ERR_FORMAT, "%s: outline outside the area of use of its CRS",
+                         c->mask_path);
+    double a = 0, p = 0;
+    geod_polygonarea(&c->geod, c->dy, c->dx, (int)m, &a, &p); /* lats, lons */
+    *area = fabs(a);
+    *perim = p;
+    return GSEG_OK;
+}
+
+/* Area = |exterior| − Σ|holes|; perimeter over all rings. km², km. */
+static gseg_status polygon_measure(vec_ctx *c, OGRGeometryH g, double *area_km2, double *perim_km)
+{
+    double area = 0, perim = 0;
+    int nr = OGR_G_GetGeometryCount(g);
+    for (int r = 0; r < nr; r++) {
+        double a, p;
+        gseg_status st = ring_measure(c, OGR_G_GetGeometryRef(g, r), &a, &p);
+        if (st) return st;
+        area += r == 0 ? a : -a;
+        perim += p;
+    }
+    *area_km2 = area > 0 ? area * 1e-6 : 0;
+    *perim_km = perim * 1e-3;
+    return GSEG_OK;
+}
+
+/* simplify_m in CRS units. Without a CRS the units are unknown and taken
+ * as metres (the usual case: a UTM mask that lost its CRS). */
+static double simplify_tolerance(const vec_ctx *c, OGRGeometryH g)
+{
+    if (!c->geographic || !c->geog) return c->p->simplify_m / c->m_per_unit;
+    /* Geographic CRS: degrees are not metres. Convert at the polygon's
+     * latitude, using the longer of a degree of latitude and of longitude so
+     * the simplified outline never moves more than simplify_m metres. */
+    OGREnvelope e;
+    OGR_G_GetEnvelope(g, &e);
+    double lat = 0.5 * (e.MinY + e.MaxY) * c->rad_per_unit;
+    double s = sin(lat), f = c->geod.f, e2 = f * (2 - f);
+    double w = sqrt(1 - e2 * s * s);
+    double n_rad = c->geod.a / w;                          /* prime vertical radius */
+    double m_rad = c->geod.a * (1 - e2) / (w * w * w);     /* meridional radius */
+    double r = fmax(m_rad, n_rad * cos(lat));              /* metres per radian */
+    return c->p->simplify_m / r / c->rad_per_unit;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The two passes                                                           */
+
+static gseg_status polygonize(vec_ctx *c)
+{
+    GDALDriverH mem = GDALGetDriverByName("Memory");
+    if (!mem) return gseg__err(GSEG_ERR_UNSUPPORTED, "GDAL's Memory vector driver is missing");
+    CPLErrorReset();
+    c->mem_ds = GDALCreate(mem, "gseg_vectorize", 0, 0, 0, GDT_Unknown, NULL);
+    c->mem_lyr = c->mem_ds ? GDALDatasetCreateLayer(c->mem_ds, "polygons", NULL, wkbPolygon, NULL)
+                           : NULL;
+    if (!c->mem_lyr) return gseg__gdal_err(GSEG_ERR_INTERNAL, "cannot create an in-memory layer");
+    OGRFieldDefnH fd = OGR_Fld_Create("class", OFTInteger);
+    OGRErr e = OGR_L_CreateField(c->mem_lyr, fd, TRUE);
+    OGR_Fld_Destroy(fd);
+    if (e != OGRERR_NONE) return gseg__gdal_err(GSEG_ERR_INTERNAL, "cannot create an in-memory field");
+
+    c->lo = 0;
+    c->hi = POLYGONIZE_SHARE;
+    CPLErrorReset();
+    /* No options: 4-connected. Reads one line of each band at a time. */
+    CPLErr err = GDALPolygonize(c->band, GDALGetRasterBand(c->vrt_ds, 1), c->mem_lyr, 0, NULL,
+                                scaled_progress, c);
+    if (c->cancelled) return cancelled(c);
+    if (err != CE_None) return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot polygonize", c->mask_path);
+    /* The source is no longer needed; free its handles and cache now. */
+    GDALClose(c->vrt_ds);
+    c->vrt_ds = NULL;
+    return GSEG_OK;
+}
+
+static const char *class_name(const vec_ctx *c, int cls, char *buf, size_t cap)
+{
+    if (cls >= 0 && cls < c->p->nclasses && c->p->class_names && c->p->class_names[cls])
+        return c->p->class_names[cls];
+    if (cls == 1) return "glacier";
+    snprintf(buf, cap, "class %d", cls);
+    return buf;
+}
+
+/* stats->dropped counts every polygon not written: below the minimum
+ * mapping unit or emptied by simplification, so polygons + dropped is what
+ * GDALPolygonize found. Without areas (no CRS) the MMU is not applied. */
+static gseg_status write_features(vec_ctx *c, gseg_vectorize_stats *stats)
+{
+    GIntBig total = OGR_L_GetFeatureCount(c->mem_lyr, TRUE);
+    GIntBig done = 0;
+    long long written = 0, dropped = 0;
+    double area_sum = 0;
+    int last_permille = -1;
+    gseg_status st = GSEG_OK;
+    OGRFeatureDefnH defn = OGR_L_GetLayerDefn(c->out_lyr);
+    c->lo = POLYGONIZE_SHARE;
+    c->hi = 1.0;
+
+    OGR_L_ResetReading(c->mem_lyr);
+    OGRFeatureH f;
+    while (st == GSEG_OK && (f = OGR_L_GetNextFeature(c->mem_lyr)) != NULL) {
+        int cls = OGR_F_GetFieldAsInteger(f, 0);
+        OGRGeometryH g = OGR_F_StealGeometry(f);
+        OGR_F_Destroy(f);
+        done++;
+
+        if (g && c->p->simplify_m > 0) {
+            OGRGeometryH s = OGR_G_SimplifyPreserveTopology(g, simplify_tolerance(c, g));
+            /* Keep the original if GEOS fails or changes the type. */
+            if (s && wkbFlatten(OGR_G_GetGeometryType(s)) == wkbPolygon) {
+                OGR_G_DestroyGeometry(g);
+                g = s;
+            } else if (s) {
+                OGR_G_DestroyGeometry(s);
+            }
+        }
+        double area = 0, perim = 0;
+        int keep = g && !OGR_G_IsEmpty(g);
+        if (keep && c->has_area) {
+            st = polygon_measure(c, g, &area, &perim);
+            keep = st == GSEG_OK && area >= c->p->min_area_km2;
+        }
+        if (st == GSEG_OK && !keep) dropped++;
+        if (st == GSEG_OK && keep && c->to_out) {
+            CPLErrorReset();
+            if (OGR_G_Transform(g, c->to_out) != OGRERR_NONE)
+                st = gseg__gdal_err(GSEG_ERR_FORMAT, "%s: cannot reproject an outline to '%s'",
+                                    c->mask_path, c->p->t_srs);
+        }
+        if (st == GSEG_OK && keep) {
+            char buf[32];
+            OGRFeatureH of = OGR_F_Create(defn);
+            OGR_F_SetFieldInteger64(of, c->fld[F_ID], written + 1);
+            OGR_F_SetFieldInteger(of, c->fld[F_CLASS], cls);
+            OGR_F_SetFieldString(of, c->fld[F_CLASS_NAME], class_name(c, cls, buf, sizeof buf));
+            if (c->has_area) {
+                OGR_F_SetFieldDouble(of, c->fld[F_AREA], area);
+                OGR_F_SetFieldDouble(of, c->fld[F_PERIM], perim);
+            } else {
+                OGR_F_SetFieldNull(of, c->fld[F_AREA]);
+                OGR_F_SetFieldNull(of, c->fld[F_PERIM]);
+            }
+            if (c->p->source)
+                OGR_F_SetFieldString(of, c->fld[F_SOURCE], c->p->source);
+            else
+                OGR_F_SetFieldNull(of, c->fld[F_SOURCE]);
+            OGR_F_SetGeometryDirectly(of, g);
+            g = NULL;
+            CPLErrorReset();
+            if (OGR_L_CreateFeature(c->out_lyr, of) != OGRERR_NONE)
+                st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write a feature", c->out_path);
+            OGR_F_Destroy(of);
+            written++;
+            area_sum += area;
+        }
+        if (g) OGR_G_DestroyGeometry(g);
+
+        int permille = total > 0 ? (int)(1000 * done / total) : 1000;
+        if (st == GSEG_OK && permille != last_permille) {
+            last_permille = permille;
+            if (!scaled_progress(permille / 1000.0, NULL, c)) st = cancelled(c);
+        }
+    }
+    if (st == GSEG_OK && !scaled_progress(1.0, NULL, c)) st = cancelled(c);
+    if (stats) {
+        stats->polygons = written;
+        stats->dropped = dropped;
+        /* NaN: areas unknown (no CRS); the tools warn about it. */
+        stats->area_km2 = c->has_area ? area_sum : NAN;
+    }
+    return st;
+}
+
+static void release(vec_ctx *c, int failed)
+{
+    if (c->out_ds) {
+        if (c->in_tx) GDALDatasetRollbackTransaction(c->out_ds);
+        GDALClose(c->out_ds);
+    }
+    if (c->tmp && failed) gseg__discard(c->tmp);
+    free(c->tmp);
+    if (c->mem_ds) GDALClose(c->mem_ds);
+    if (c->vrt_ds) GDALClose(c->vrt_ds);
+    if (c->mask_ds) GDALClose(c->mask_ds);
+    if (c->to_geog) OCTDestroyCoordinateTransformation(c->to_geog);
+    if (c->to_out) OCTDestroyCoordinateTransformation(c->to_out);
+    if (c->srs) OSRRelease(c->srs);
+    if (c->geog) OSRRelease(c->geog);
+    if (c->tsrs) OSRRelease(c->tsrs);
+    free(c->vx);
+    free(c->vy);
+    free(c->dx);
+    free(c->dy);
+}
+
+gseg_status gseg_vectorize(const char *mask_path, const char *out_path,
+                           const gseg_vectorize_params *p, gseg_progress_fn progress,
+                           void *user, gseg_vectorize_stats *stats)
+{
+    gseg_vectorize_params def = gseg_vectorize_params_default();
+    if (!p) p = &def;
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!mask_path || !out_path)
+        return gseg__err(GSEG_ERR_ARG, "gseg_vectorize: mask and output paths are required");
+    if (!(p->min_area_km2 >= 0) || !isfinite(p->min_area_km2))
+        return gseg__err(GSEG_ERR_ARG, "minimum area must be >= 0 km², got %g", p->min_area_km2);
+    if (!(p->simplify_m >= 0) || !isfinite(p->simplify_m))
+        return gseg__err(GSEG_ERR_ARG, "simplification tolerance must be >= 0 m, got %g",
+                         p->simplify_m);
+    if (p->nclasses < 0 || (p->nclasses > 0 && !p->class_names))
+        return gseg__err(GSEG_ERR_ARG, "class names: %d announced, none given", p->nclasses);
+
+    vec_ctx c;
+    memset(&c, 0, sizeof c);
+    c.mask_path = mask_path;
+    c.out_path = out_path;
+    c.p = p;
+    c.fn = progress;
+    c.user = user;
+
+    gseg_status st;
+    if (!(st = pick_driver(&c)) && !(st = open_mask(&c)) && !(st = setup_crs(&c)) &&
+        !(st = create_output(&c)) && !(st = polygonize(&c)) &&
+        !(st = write_features(&c, stats)))
+        st = finish_output(&c);
+    release(&c, st != GSEG_OK);
+    return st;
+}
