@@ -55,6 +55,16 @@ int main(int argc, char **argv)
         if (st != GSEG_OK) {
             fprintf(stderr, "gseg-predict: %s\n", gseg_last_error());
             rc = st == GSEG_ERR_ARG ? 2 : 1;
+        } else if (!quiet) {
+            const gseg_predict_params *p = gseg_predict_cli_params(cli);
+            double share = stats.valid_pixels
+                               ? 100.0 * (double)stats.class_pixels[1] / (double)stats.valid_pixels
+                               : 0.0;
+            printf("%s: glacier on %.2f %% of %lld valid pixels", p->inputs[0], share,
+                   stats.valid_pixels);
+            if (p->vector && stats.glacier_km2 == stats.glacier_km2) /* not NaN */
+                printf("; %lld outlines, %.3f km2", stats.polygons, stats.glacier_km2);
+            printf("\n");
         }
     }
     gseg_predict_cli_free(cli);
