@@ -35,14 +35,14 @@ run() {
     echo "$label $(cat "$W/time.txt")"
 }
 
-rm -f "$W"/out_*.tif
+rm -f "$W"/out_*
 {
     for n in 4096 16384; do
         run "gseg_$n" "$predict" -q --model ndsi:green=2,swir=5 --image_path "$W/s$n.tif" \
             -o "$W/out_gseg_$n.tif"
         run "gdal_translate_$n" gdal_translate -q -of COG -co NUM_THREADS=ALL_CPUS \
             "$W/s$n.tif" "$W/out_gdal_$n.tif"
-        rm -f "$W"/out_*.tif
+        rm -f "$W"/out_*
     done
 } | tee "$W/results.txt"
 
