@@ -396,7 +396,7 @@ typedef struct gseg_synth_params {
     unsigned long seed;     /* default 1 */
     double pixel_size;      /* metres, default 30 */
     int epsg;               /* projected CRS, default 32643 (UTM 43N) */
-    double origin_x, origin_y; /* upper-left corner in CRS units */
+    double origin_x, origin_y; /* upper-left corner in CRS units, default 500000, 4000000 */
     double snowline_m;      /* equilibrium-line altitude, default 4800 */
     double cloud_cover;     /* fraction 0..1, default 0.1 */
     double seasonal_snow;   /* 0..1, default 0.3 */
@@ -404,10 +404,13 @@ typedef struct gseg_synth_params {
 
 GSEG_API gseg_synth_params gseg_synth_params_default(void);
 
-/* Writes a synthetic Landsat-8-like scene: image_path (GeoTIFF, UInt16
- * bands blue, green, red, NIR, SWIR1, SWIR2 as reflectance x 10000, plus an
- * Int16 elevation band), mask_path (Byte truth mask, 1 = glacier) and, if
- * outlines_path is not NULL, truth outlines (GeoPackage). */
+/* Writes a synthetic Landsat-8-like scene: image_path (GeoTIFF, 7 UInt16
+ * bands: blue, green, red, NIR, SWIR1, SWIR2 as reflectance x 10000, and
+ * elevation in metres; nodata 0 on every band and no pixel is 0), mask_path
+ * (Byte truth mask, 1 = glacier clean or debris-covered, 0 = other) and, if
+ * outlines_path is not NULL, truth outlines (GeoPackage). Deterministic for a
+ * given seed. seasonal_snow is the share of ice-free ground near the snowline
+ * under snow. */
 GSEG_API gseg_status gseg_synth_scene(const gseg_synth_params *p,
                                       const char *image_path,
                                       const char *mask_path,
