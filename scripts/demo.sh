@@ -17,7 +17,8 @@ build/src/tools/gseg-predict --model ndsi:green=green,swir=swir1 \
     --vector out/scene_001_outlines.gpkg --min-area 0.01
 
 echo
-echo "Mask:     out/scene_001_mask.tif ($(gdalinfo out/scene_001_mask.tif | grep -c 'LAYOUT=COG') COG, $(gdalsrsinfo -o epsg out/scene_001_mask.tif 2>/dev/null | tr -d '\n'))"
+layout=$(gdalinfo out/scene_001_mask.tif | grep -q 'LAYOUT=COG' && echo "Cloud-Optimized GeoTIFF" || echo GeoTIFF)
+echo "Mask:     out/scene_001_mask.tif ($layout, $(gdalsrsinfo -o epsg out/scene_001_mask.tif 2>/dev/null | tr -d '\n'))"
 echo "Outlines: out/scene_001_outlines.gpkg, layer glaciers:"
 ogrinfo -q -sql "SELECT COUNT(*) AS polygons, SUM(area_km2) AS glacier_km2 FROM glaciers" \
     out/scene_001_outlines.gpkg | sed -n 's/^ *\(polygons\|glacier_km2\)[^=]*= */  \1: /p'
