@@ -230,6 +230,12 @@ START_TEST(test_output_georef_and_cog)
 }
 END_TEST
 
+static void CPL_STDCALL keep_warning(CPLErr cls, CPLErrorNum no, const char *msg)
+{
+    (void)no;
+    if (cls == CE_Warning) snprintf(CPLGetErrorHandlerUserData(), 1024, "%s", msg);
+}
+
 START_TEST(test_rotated_and_missing_georef)
 {
     gseg_init();
@@ -253,7 +259,12 @@ START_TEST(test_rotated_and_missing_georef)
     snprintf(scene, sizeof scene, "%s/nogeo.tif", dir);
     snprintf(out, sizeof out, "%s/nogeo_mask.tif", dir);
     make_scene(scene, 100, 80, NULL, 0);
+    char warning[1024] = "";
+    CPLPushErrorHandlerEx(keep_warning, warning);
     ck_gseg(gseg_predict(&p, NULL, NULL, NULL));
+    CPLPopErrorHandler();
+    ck_assert_msg(strstr(warning, "nogeo.tif") && strstr(warning, "no georeferencing"),
+                  "warning was '%s'", warning);
     ds = GDALOpen(out, GA_ReadOnly);
     ck_assert_ptr_nonnull(ds);
     ck_assert_int_ne(GDALGetGeoTransform(ds, gt), CE_None);
@@ -294,6 +305,45 @@ START_TEST(test_band_stack_files)
     ck_assert(memcmp(a, b, (size_t)w * h) == 0);
     free(a);
     free(b);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_nodata_tiles_skipped)
+{
+    /* A scene whose right half is nodata: those tiles are skipped and the
+     * mask says nodata (255) there and nowhere else. */
+    gseg_init();
+    char *dir = tu_tmpdir("skip");
+    char scene[4200], out[4200];
+    snprintf(scene, sizeof scene, "%s/half.tif", dir);
+    snprintf(out, sizeof out, "%s/half_mask.tif", dir);
+    make_scene(scene, 400, 200, utm_gt, 32643);
+    GDALDatasetH ds = GDALOpen(scene, GA_Update);
+    uint16_t *zero = calloc(200 * 200, sizeof *zero);
+    for (int b = 1; b <= 6; b++)
+        ck_assert_int_eq(GDALRasterIO(GDALGetRasterBand(ds, b), GF_Write, 200, 0, 200, 200, zero,
+                                      200, 200, GDT_UInt16, 0, 0), CE_None);
+    GDALClose(ds);
+    free(zero);
+    const char *in[] = {scene};
+    gseg_predict_params p = params_for(in, 1, out);
+    p.tile = 64;
+    p.overlap = 8;
+    gseg_predict_stats st;
+    ck_gseg(gseg_predict(&p, NULL, NULL, &st));
+    ck_assert_int_gt(st.tiles_skipped, 0);
+    ck_assert_int_lt(st.tiles_skipped, st.tiles);
+    int w, h;
+    uint8_t *m = read_mask(out, &w, &h);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t v = m[(size_t)y * w + x];
+            if (x >= 200) ck_assert_int_eq(v, 255);
+            else if (x + y >= 12) ck_assert_int_ne(v, 255);
+        }
+    ck_assert_int_eq(st.valid_pixels, 200LL * 200 - 78); /* minus the nodata corner */
+    free(m);
     free(dir);
 }
 END_TEST
@@ -508,6 +558,7 @@ int main(void)
     tcase_add_test(tc, test_output_georef_and_cog);
     tcase_add_test(tc, test_rotated_and_missing_georef);
     tcase_add_test(tc, test_band_stack_files);
+    tcase_add_test(tc, test_nodata_tiles_skipped);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_cli_parse);
     tcase_add_test(tc, test_tool_end_to_end);
