@@ -120,7 +120,12 @@ static gseg_status open_file(src_file *f, const char *path)
     f->ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
     if (!f->ds) {
         VSIStatBufL sb;
-        if (strncmp(path, "/vsi", 4) != 0 && VSIStatL(path, &sb) != 0)
+        /* network file systems are not probed: a stat there costs a request */
+        int network = strncmp(path, "/vsicurl", 8) == 0 || strncmp(path, "/vsis3", 6) == 0 ||
+                      strncmp(path, "/vsigs", 6) == 0 || strncmp(path, "/vsiaz", 6) == 0 ||
+                      strncmp(path, "/vsioss", 7) == 0 || strncmp(path, "/vsiswift", 9) == 0 ||
+                      strncmp(path, "/vsihdfs", 8) == 0 || strncmp(path, "/vsiwebhdfs", 11) == 0;
+        if (!network && VSIStatL(path, &sb) != 0)
             return gseg__err(GSEG_ERR_IO, "%s: no such file", path);
         return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot open as a raster", path);
     }
