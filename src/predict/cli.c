@@ -116,8 +116,6 @@ gseg_status gseg_predict_cli_parse(int argc, char **argv, gseg_predict_cli **out
     if (!c) return GSEG_ERR_NOMEM;
     c->p = gseg_predict_params_default();
     gseg_status st = GSEG_OK;
-    const char *resampling = NULL;
-    (void)resampling;
 
     for (int i = 1; i < argc && st == GSEG_OK; i++) {
         const char *a = argv[i];

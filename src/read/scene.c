@@ -176,16 +176,14 @@ static int name_matches(const char *name, const char *sel)
     return 0;
 }
 
-static gseg_status setup_band(gseg_scene *s, sel_band *b, const char *scene_path)
+static gseg_status setup_band(sel_band *b, const char *scene_path)
 {
     b->type = GDALGetRasterDataType(b->band);
     if (GDALDataTypeIsComplex(b->type))
         return gseg__err(GSEG_ERR_FORMAT, "%s: band %d: complex data (%s) is not supported",
                          scene_path, b->band_no, GDALGetDataTypeName(b->type));
-    int sz = GDALGetDataTypeSizeBits(b->type);
     b->read_f64 = !(b->type == GDT_Byte || b->type == GDT_UInt16 || b->type == GDT_Int16 ||
                     b->type == GDT_Float32);
-    (void)sz;
     int ok = 0;
     b->scale = GDALGetRasterScale(b->band, &ok);
     if (!ok || b->scale == 0 || !isfinite(b->scale)) b->scale = 1.0;
@@ -199,7 +197,6 @@ static gseg_status setup_band(gseg_scene *s, sel_band *b, const char *scene_path
             return gseg__gdal_err(GSEG_ERR_FORMAT, "%s: band %d: cannot get its mask band",
                                   scene_path, b->band_no);
     }
-    (void)s;
     return GSEG_OK;
 }
 
@@ -364,7 +361,7 @@ static gseg_status resolve_bands(gseg_scene *s, const char *const *sel)
         s->bands[i].name = gseg__strdup(all[idx].name);
         if (!s->bands[i].name) { st = GSEG_ERR_NOMEM; break; }
         s->nbands = i + 1;
-        st = setup_band(s, &s->bands[i], s->files[0].path);
+        st = setup_band(&s->bands[i], s->files[0].path);
     }
     for (int j = 0; j < total; j++) free(all[j].name);
     free(all);
@@ -448,7 +445,7 @@ static gseg_status grow_scratch(gseg_scene *s, size_t px)
 
 /* Reads band b's window (target-grid pixels) into buf (w x h, line stride w)
  * as `type`, resampling through GDAL when the file is on another grid. */
-static gseg_status read_window(gseg_scene *s, const sel_band *b, GDALRasterBandH band,
+static gseg_status read_window(const sel_band *b, GDALRasterBandH band,
                                gseg_window win, void *buf, GDALDataType type,
                                GDALRIOResampleAlg alg)
 {
@@ -485,7 +482,6 @@ static gseg_status read_window(gseg_scene *s, const sel_band *b, GDALRasterBandH
         CE_None)
         return gseg__gdal_err(GSEG_ERR_IO, "%s: band %d: read of window %d,%d %dx%d failed",
                               f->path, b->band_no, win.x, win.y, win.w, win.h);
-    (void)s;
     return GSEG_OK;
 }
 
@@ -503,7 +499,6 @@ gseg_status gseg_scene_read(gseg_scene *s, gseg_window win, int pad_w, int pad_h
     if (st != GSEG_OK) return st;
     size_t plane = (size_t)pad_w * pad_h;
     /* validity of the window, packed w x h; 1 until a band says otherwise */
-    uint8_t *ok = valid ? valid : NULL;
     uint8_t *okw = gseg__malloc(npx, 1);
     if (!okw) return GSEG_ERR_NOMEM;
     memset(okw, 1, npx);
@@ -513,7 +508,7 @@ gseg_status gseg_scene_read(gseg_scene *s, gseg_window win, int pad_w, int pad_h
         float *dst = data + (size_t)bi * plane;
         /* read packed w x h at the start of the plane (or scratch), then spread */
         if (b->read_f64) {
-            st = read_window(s, b, b->band, win, s->f64, GDT_Float64, s->resample);
+            st = read_window(b, b->band, win, s->f64, GDT_Float64, s->resample);
             if (st != GSEG_OK) break;
             for (size_t i = 0; i < npx; i++) {
                 double v = s->f64[i];
@@ -525,15 +520,13 @@ gseg_status gseg_scene_read(gseg_scene *s, gseg_window win, int pad_w, int pad_h
                     dst[(size_t)y * pad_w + x] = (float)s->f64[(size_t)y * win.w + x];
         } else {
             float *tmp = (float *)s->f64; /* room for npx floats */
-            st = read_window(s, b, b->band, win, tmp, GDT_Float32, s->resample);
+            st = read_window(b, b->band, win, tmp, GDT_Float32, s->resample);
             if (st != GSEG_OK) break;
             float nd = (float)b->nodata;
             int nd_ok = b->has_nodata && (double)nd == b->nodata;
-            int nd_nan = b->has_nodata && isnan(b->nodata);
             for (size_t i = 0; i < npx; i++) {
                 float v = tmp[i];
-                if (!isfinite(v) || (nd_ok && v == nd)) okw[i] = 0;
-                (void)nd_nan; /* NaN nodata is caught by isfinite */
+                if (!isfinite(v) || (nd_ok && v == nd)) okw[i] = 0; /* NaN nodata too */
             }
             for (int y = 0; y < win.h; y++) {
                 const float *srow = tmp + (size_t)y * win.w;
@@ -547,7 +540,7 @@ gseg_status gseg_scene_read(gseg_scene *s, gseg_window win, int pad_w, int pad_h
             }
         }
         if (b->mask) {
-            st = read_window(s, b, b->mask, win, s->mbuf, GDT_Byte, GRIORA_NearestNeighbour);
+            st = read_window(b, b->mask, win, s->mbuf, GDT_Byte, GRIORA_NearestNeighbour);
             if (st != GSEG_OK) break;
             for (size_t i = 0; i < npx; i++)
                 if (!s->mbuf[i]) okw[i] = 0;
@@ -564,10 +557,10 @@ gseg_status gseg_scene_read(gseg_scene *s, gseg_window win, int pad_w, int pad_h
         size_t n = 0;
         for (size_t i = 0; i < npx; i++) n += okw[i];
         if (nvalid) *nvalid = n;
-        if (ok) {
-            memset(ok, 0, plane);
+        if (valid) {
+            memset(valid, 0, plane);
             for (int y = 0; y < win.h; y++)
-                memcpy(ok + (size_t)y * pad_w, okw + (size_t)y * win.w, (size_t)win.w);
+                memcpy(valid + (size_t)y * pad_w, okw + (size_t)y * win.w, (size_t)win.w);
         }
     }
     free(okw);
