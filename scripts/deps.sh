@@ -20,5 +20,21 @@ need_packages() {
     fi
 }
 
+# Usage: need_pip MODULE PACKAGE — a PyPI package for Debian's /usr/bin/python3
+# (dev-only test peers; Debian's Python is externally managed, hence
+# --break-system-packages).
+need_pip() {
+    /usr/bin/python3 -c "import $1" 2>/dev/null && return 0
+    if [ "$(id -u)" = 0 ]; then
+        echo "Installing $2 from PyPI for /usr/bin/python3"
+        /usr/bin/python3 -m pip install -q --break-system-packages "$2" ||
+            { echo "pip install $2 failed" >&2; exit 1; }
+    else
+        echo "Missing Python package $2. Install it with:" >&2
+        echo "  sudo /usr/bin/python3 -m pip install --break-system-packages $2" >&2
+        exit 1
+    fi
+}
+
 BUILD_PACKAGES="gcc g++ meson ninja-build pkg-config libgdal-dev libproj-dev gdal-bin"
-TEST_PACKAGES="check python3-gdal python3-numpy"
+TEST_PACKAGES="check python3-gdal python3-numpy python3-pip"
