@@ -188,13 +188,122 @@ GSEG_API gseg_status gseg_scene_read(gseg_scene *s, gseg_window win,
 
 typedef struct gseg_model gseg_model;
 
+/* Numeric precision of network inference. AUTO: bf16 on CPUs with native
+ * bf16 (avx512_bf16 or AMX), fp32 on other CPUs, fp16 on CUDA. fp16 needs
+ * CUDA. */
+typedef enum gseg_precision {
+    GSEG_PRECISION_AUTO = 0,
+    GSEG_PRECISION_FP32,
+    GSEG_PRECISION_BF16,
+    GSEG_PRECISION_FP16
+} gseg_precision;
+
+/* "auto", "fp32", "bf16", "fp16". Static. */
+GSEG_API const char *gseg_precision_str(gseg_precision p);
+/* Parses one of the names above (case-insensitive). */
+GSEG_API gseg_status gseg_precision_parse(const char *s, gseg_precision *out);
+
+/* How a network model runs (ignored by the NDSI baseline). */
+typedef struct gseg_model_options {
+    const char *device;       /* "cpu" (default), "cuda", "cuda:N" */
+    gseg_precision precision; /* default GSEG_PRECISION_AUTO */
+    int threads;              /* intra-op threads, 0 = all cores; the
+                                 setting is process-wide in libtorch */
+    int fold_bn;              /* fold BatchNorm into the convolutions
+                                 (default 1; 0 is for checks, fp32 only) */
+} gseg_model_options;
+
+GSEG_API gseg_model_options gseg_model_options_default(void);
+
 /* Opens a model from a spec:
  *   ndsi:green=G,swir=S[,threshold=T]   NDSI = (G - S) / (G + S) > T
  *       G and S are band selectors (1-based number or band description);
  *       T defaults to 0.4. The score is the NDSI itself.
- * (Network model files come with the torch backend.) */
-GSEG_API gseg_status gseg_model_open(const char *spec, gseg_model **out);
+ *   PATH                                a .gseg network model file (any
+ *       GDAL VSI path), in builds with the libtorch backend.
+ * opt may be NULL (defaults). The caller frees *out with gseg_model_free. */
+GSEG_API gseg_status gseg_model_open(const char *spec,
+                                     const gseg_model_options *opt,
+                                     gseg_model **out);
 GSEG_API void gseg_model_free(gseg_model *m);
+
+/* 1 if this build has the libtorch network backend. */
+GSEG_API int gseg_have_network(void);
+
+/* A new network model, before training or importing weights. */
+typedef struct gseg_model_def {
+    const char *encoder;            /* "resnet50" (default), "resnet18",
+                                       "resnet34", "resnet101", "resnet152" */
+    int nbands;                     /* input bands, >= 1 */
+    const char *const *bands;       /* nbands scene band selectors (number,
+                                       description or file-stem suffix);
+                                       NULL = "1".."nbands" */
+    const double *mean, *std;       /* per band normalisation, x' = (x -
+                                       mean) / std; NULL = 0 and 1 */
+    int nclasses;                   /* mask classes: 2 (default) = binary
+                                       model, one sigmoid output; K > 2 =
+                                       K softmax outputs */
+    const char *const *classes;     /* nclasses names; NULL = "background",
+                                       "glacier" (binary) or "class_N" */
+    int tile, overlap;              /* tiling used in training: 256, 32 */
+    double threshold;               /* binary decision threshold: 0.5 */
+    unsigned long long seed;        /* weight initialisation: 0 */
+} gseg_model_def;
+
+GSEG_API gseg_model_def gseg_model_def_default(void);
+
+/* A network model with freshly initialised weights (PyTorch's defaults).
+ * opt may be NULL. */
+GSEG_API gseg_status gseg_model_new(const gseg_model_def *def,
+                                    const gseg_model_options *opt,
+                                    gseg_model **out);
+
+/* Makes a network model from a state dict laid out as segmentation-models-
+ * pytorch's Unet (a safetensors file, or a torch.save pickle where libtorch
+ * can read it). Encoder, band count and output count come from the
+ * weights; def (may be NULL) gives band names, normalisation, classes,
+ * tiling and threshold; def->nbands different from the weights' adapts the
+ * first convolution as SMP's patch_first_conv does. */
+GSEG_API gseg_status gseg_model_import(const char *weights,
+                                       const gseg_model_def *def,
+                                       const gseg_model_options *opt,
+                                       gseg_model **out);
+
+/* Loads a torchvision ResNet state dict (e.g. ImageNet weights; keys with
+ * or without an "encoder." prefix; fc.* ignored) into the encoder of m,
+ * adapting the first convolution to m's band count. */
+GSEG_API gseg_status gseg_model_init_encoder(gseg_model *m, const char *weights);
+
+/* Writes m as a .gseg file (atomically): a safetensors file holding the
+ * state dict under SMP's names, with gseg's metadata as JSON under the
+ * "gseg" key of __metadata__; Python's safetensors reads it as is. */
+GSEG_API gseg_status gseg_model_save(gseg_model *m, const char *path);
+/* Writes the bare state dict as safetensors (metadata {"format": "pt"}),
+ * for SMP's load_state_dict. Atomic. */
+GSEG_API gseg_status gseg_model_export(gseg_model *m, const char *path);
+
+/* A description of m (architecture, bands, normalisation, classes, tiling,
+ * provenance): JSON when json != 0, else text. The caller frees it with
+ * gseg_free. NULL on failure. */
+GSEG_API char *gseg_model_describe(const gseg_model *m, int json);
+/* Frees memory gseg returned. */
+GSEG_API void gseg_free(void *p);
+
+/* Provenance of a network model: a JSON object (training data, epochs,
+ * metrics, ...) stored in the model file; replaces the previous one. */
+GSEG_API gseg_status gseg_model_set_provenance(gseg_model *m, const char *json);
+
+/* The encoder of a network model ("resnet50"), NULL for other models. */
+GSEG_API const char *gseg_model_encoder(const gseg_model *m);
+
+/* gseg-import, gseg-export and gseg-info: parse argv (argv[0] is the
+ * program name) and run; returns the exit code (0, 1 failure, 2 usage) and
+ * prints to stdout/stderr. tool is the program name. */
+GSEG_API int gseg_model_tool_main(const char *tool, int argc, char **argv);
+
+/* Tile size and overlap the model was trained with (0 if unknown). */
+GSEG_API int gseg_model_tile(const gseg_model *m);
+GSEG_API int gseg_model_overlap(const gseg_model *m);
 
 /* "ndsi" ... Static. */
 GSEG_API const char *gseg_model_kind(const gseg_model *m);
@@ -343,7 +452,9 @@ typedef struct gseg_predict_params {
     double min_area_km2;              /* default 0.01 */
     double simplify_m;                /* default 0 */
     const char *t_srs;                /* outline CRS, NULL = scene's */
-    int tile, overlap;                /* default 512, 64 */
+    int tile, overlap;                /* 0 and -1 (default) = the model's
+                                         training tiling, else 512 and 64 */
+    gseg_model_options model_options; /* device, precision, threads */
     const char *resampling;           /* for coarser stacked bands, NULL = nearest */
     double threshold;                 /* NaN (default) = the model's */
     /* Bound GDAL's block cache to what the tiling needs unless the user set

@@ -27,7 +27,8 @@ need_pip() {
     /usr/bin/python3 -c "import $1" 2>/dev/null && return 0
     if [ "$(id -u)" = 0 ]; then
         echo "Installing $2 from PyPI for /usr/bin/python3"
-        /usr/bin/python3 -m pip install -q --break-system-packages "$2" ||
+        # shellcheck disable=SC2086 # $2 may name several pinned packages
+        /usr/bin/python3 -m pip install -q --break-system-packages ${PIP_FLAGS:-} $2 ||
             { echo "pip install $2 failed" >&2; exit 1; }
     else
         echo "Missing Python package $2. Install it with:" >&2
@@ -36,5 +37,16 @@ need_pip() {
     fi
 }
 
-BUILD_PACKAGES="gcc g++ meson ninja-build pkg-config libgdal-dev libproj-dev gdal-bin"
-TEST_PACKAGES="check python3-gdal python3-numpy python3-pip"
+# libtorch-dev: the network backend (CPU libtorch 1.13); meson finds it
+# through CMake.
+BUILD_PACKAGES="gcc g++ meson ninja-build pkg-config cmake libgdal-dev libproj-dev gdal-bin
+                libtorch-dev"
+# Test peers: GDAL's Python bindings and numpy; torch + torchvision for the
+# network; the pure-Python packages segmentation-models-pytorch needs.
+TEST_PACKAGES="check python3-gdal python3-numpy python3-pip python3-torch python3-torchvision
+               python3-tqdm python3-filelock python3-packaging python3-yaml python3-requests
+               python3-pil python3-typing-extensions python3-fsspec"
+# segmentation-models-pytorch and safetensors from PyPI, without their
+# dependencies (which would pull a second, PyPI torch): Debian's torch 1.13
+# serves. Versions known to work with it.
+SMP_PIP="segmentation-models-pytorch==0.6.0 timm==1.0.31 huggingface_hub==0.36.2 safetensors==0.8.0"

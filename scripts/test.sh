@@ -5,6 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 need_packages $BUILD_PACKAGES $TEST_PACKAGES
+PIP_FLAGS=--no-deps need_pip segmentation_models_pytorch "$SMP_PIP"
+need_pip safetensors "safetensors==0.8.0"
 
 if [ "${GSEG_SANITIZE:-0}" = 1 ]; then
     dir=build-sanitize

@@ -59,10 +59,21 @@ struct gseg_model {
     int nscores;
     double threshold;
     const char *score_name;
+    int tile, overlap; /* from training; 0 = unknown */
     void *impl;
 };
 
 gseg_status gseg__ndsi_open(const char *args, gseg_model *m);
+/* Network models (src/infer/netmodel.c, builds with libtorch only). */
+gseg_status gseg__netmodel_open(const char *path, const gseg_model_options *opt,
+                                gseg_model **out);
+/* Class names and RGBA colours of a network model's mask values; returns
+ * their count, 0 for other models. Pointers live as long as m. */
+int gseg__model_classes(const gseg_model *m, const char *const **names,
+                        const unsigned char (**rgba)[4]);
+struct gseg__net;
+/* The shim network behind a network model, NULL for other models. */
+struct gseg__net *gseg__netmodel_net(gseg_model *m);
 
 
 

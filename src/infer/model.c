@@ -4,12 +4,103 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-gseg_status gseg_model_open(const char *spec, gseg_model **out)
+static const char *const kPrecisions[] = {"auto", "fp32", "bf16", "fp16"};
+
+const char *gseg_precision_str(gseg_precision p)
+{
+    return (unsigned)p < 4 ? kPrecisions[p] : "?";
+}
+
+gseg_status gseg_precision_parse(const char *s, gseg_precision *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (s && strcasecmp(s, kPrecisions[i]) == 0) {
+            *out = (gseg_precision)i;
+            return GSEG_OK;
+        }
+    return gseg__err(GSEG_ERR_ARG, "--precision '%s': expected auto, fp32, bf16 or fp16",
+                     s ? s : "");
+}
+
+gseg_model_options gseg_model_options_default(void)
+{
+    gseg_model_options o;
+    memset(&o, 0, sizeof o);
+    o.device = "cpu";
+    o.precision = GSEG_PRECISION_AUTO;
+    o.fold_bn = 1;
+    return o;
+}
+
+void gseg_free(void *p) { free(p); }
+
+#ifdef GSEG_HAVE_TORCH
+int gseg_have_network(void) { return 1; }
+#else
+/* Builds without libtorch: the network entry points say so. */
+#define NO_NET gseg__err(GSEG_ERR_UNSUPPORTED, "this gseg was built without libtorch " \
+                         "(meson -Dtorch=enabled): network models are not available")
+int gseg_have_network(void) { return 0; }
+gseg_model_def gseg_model_def_default(void)
+{
+    gseg_model_def d;
+    memset(&d, 0, sizeof d);
+    return d;
+}
+gseg_status gseg_model_new(const gseg_model_def *d, const gseg_model_options *o, gseg_model **m)
+{
+    (void)d, (void)o;
+    if (m) *m = NULL;
+    return NO_NET;
+}
+gseg_status gseg_model_import(const char *w, const gseg_model_def *d, const gseg_model_options *o,
+                              gseg_model **m)
+{
+    (void)w, (void)d, (void)o;
+    if (m) *m = NULL;
+    return NO_NET;
+}
+gseg_status gseg_model_init_encoder(gseg_model *m, const char *w) { (void)m, (void)w; return NO_NET; }
+gseg_status gseg_model_save(gseg_model *m, const char *p) { (void)m, (void)p; return NO_NET; }
+gseg_status gseg_model_export(gseg_model *m, const char *p) { (void)m, (void)p; return NO_NET; }
+gseg_status gseg_model_set_provenance(gseg_model *m, const char *j) { (void)m, (void)j; return NO_NET; }
+char *gseg_model_describe(const gseg_model *m, int json)
+{
+    if (!m) return NULL;
+    char *s = gseg__malloc(strlen(m->spec) + 64, 1);
+    if (s)
+        sprintf(s, json ? "{\"kind\": \"ndsi\", \"spec\": \"%s\"}\n" : "Model: %s (ndsi)\n",
+                m->spec);
+    return s;
+}
+const char *gseg_model_encoder(const gseg_model *m) { (void)m; return NULL; }
+int gseg__model_classes(const gseg_model *m, const char *const **n, const unsigned char (**c)[4])
+{
+    (void)m, (void)n, (void)c;
+    return 0;
+}
+#endif
+
+int gseg_model_tile(const gseg_model *m) { return m ? m->tile : 0; }
+int gseg_model_overlap(const gseg_model *m) { return m ? m->overlap : 0; }
+
+gseg_status gseg_model_open(const char *spec, const gseg_model_options *opt, gseg_model **out)
 {
     if (!out) return gseg__err(GSEG_ERR_ARG, "model: NULL output");
     *out = NULL;
     if (!spec || !*spec) return gseg__err(GSEG_ERR_ARG, "no model given (--model)");
+    if (strncmp(spec, "ndsi:", 5) != 0 && strcmp(spec, "ndsi") != 0) {
+#ifdef GSEG_HAVE_TORCH
+        return gseg__netmodel_open(spec, opt, out);
+#else
+        (void)opt;
+        return gseg__err(GSEG_ERR_UNSUPPORTED,
+                         "%s: this gseg was built without libtorch, so it runs only the NDSI "
+                         "baseline (ndsi:green=G,swir=S[,threshold=T])", spec);
+#endif
+    }
     gseg_model *m = gseg__calloc(1, sizeof *m);
     if (!m) return GSEG_ERR_NOMEM;
     m->spec = gseg__strdup(spec);
@@ -17,13 +108,7 @@ gseg_status gseg_model_open(const char *spec, gseg_model **out)
         free(m);
         return GSEG_ERR_NOMEM;
     }
-    gseg_status st;
-    if (strncmp(spec, "ndsi:", 5) == 0 || strcmp(spec, "ndsi") == 0)
-        st = gseg__ndsi_open(spec[4] ? spec + 5 : "", m);
-    else
-        st = gseg__err(GSEG_ERR_UNSUPPORTED,
-                       "%s: unknown model; this build knows the NDSI baseline "
-                       "(ndsi:green=G,swir=S[,threshold=T])", spec);
+    gseg_status st = gseg__ndsi_open(spec[4] ? spec + 5 : "", m);
     if (st != GSEG_OK) {
         gseg_model_free(m);
         return st;
@@ -36,7 +121,7 @@ void gseg_model_free(gseg_model *m)
 {
     if (!m) return;
     if (m->vt && m->vt->free) m->vt->free(m);
-    for (int i = 0; i < m->nbands; i++) free(m->bands[i]);
+    for (int i = 0; m->bands && i < m->nbands; i++) free(m->bands[i]);
     free(m->bands);
     free(m->spec);
     free(m);

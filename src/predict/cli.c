@@ -26,14 +26,16 @@ static const char usage[] =
     "                    [--band-file FILE]... [--proba FILE] [--vector FILE] [-f FORMAT]\n"
     "                    [--min-area KM2] [--simplify M] [--t_srs SRS]\n"
     "                    [-of FORMAT] [-co KEY=VALUE]... [--tile N] [--overlap N]\n"
-    "                    [--threshold T] [--resampling ALG] [-q] [--config KEY VALUE]\n"
+    "                    [--threshold T] [--resampling ALG] [--device DEV]\n"
+    "                    [--precision P] [--threads N] [-q] [--config KEY VALUE]\n"
     "                    [--help] [--version]\n"
     "\n"
     "Maps glaciers in a satellite scene and writes a georeferenced mask\n"
     "(0 background, 1 glacier, 255 nodata; a Cloud-Optimized GeoTIFF by default).\n"
     "\n"
-    "  --model SPEC        the model: ndsi:green=G,swir=S[,threshold=T] with G and S\n"
-    "                      1-based band numbers or band names (default threshold 0.4);\n"
+    "  --model SPEC        the model: a .gseg network model file (see gseg-info), or\n"
+    "                      ndsi:green=G,swir=S[,threshold=T] with G and S 1-based\n"
+    "                      band numbers or band names (default threshold 0.4);\n"
     "                      e.g. ndsi:green=3,swir=6 for a Landsat 8 stack B1..B7\n"
     "  --image_path SCENE  the scene; several files are stacked as bands in order\n"
     "                      (Landsat/Sentinel-2 band files; coarser bands are resampled\n"
@@ -51,10 +53,16 @@ static const char usage[] =
     "  --min-area KM2      drop outlines smaller than this (default 0.01 km2)\n"
     "  --simplify M        simplify outlines, preserving topology, tolerance in metres\n"
     "  --t_srs SRS         reproject outlines (EPSG:4326, WKT, PROJ string...)\n"
-    "  --tile N            tile size in pixels (default 512)\n"
-    "  --overlap N         tile overlap in pixels, blended smoothly (default 64)\n"
+    "  --tile N            tile size in pixels (default: the model's training tile,\n"
+    "                      else 512)\n"
+    "  --overlap N         tile overlap in pixels, blended smoothly (default: the\n"
+    "                      model's, else tile/8)\n"
     "  --threshold T       decision threshold on the score (default: the model's)\n"
     "  --resampling ALG    resampling of coarser stacked bands (default nearest)\n"
+    "  --device DEV        network device: cpu (default), cuda, cuda:N\n"
+    "  --precision P       network precision: auto (default: bf16 on CPUs with\n"
+    "                      avx512_bf16/AMX, else fp32; fp16 on CUDA), fp32, bf16, fp16\n"
+    "  --threads N         network threads (default 0 = all cores)\n"
     "  -q, --quiet         no progress output\n"
     "  --config KEY VALUE  set a GDAL configuration option (e.g. GDAL_CACHEMAX,\n"
     "                      GSEG_MAX_MEMORY)\n"
@@ -183,6 +191,15 @@ gseg_status gseg_predict_cli_parse(int argc, char **argv, gseg_predict_cli **out
         } else if (strcmp(a, "--threshold") == 0) {
             const char *v = VALUE();
             if (v) st = parse_double(a, v, -HUGE_VAL, &c->p.threshold);
+        } else if (strcmp(a, "--device") == 0) {
+            const char *v = VALUE();
+            if (v) c->p.model_options.device = keep(c, v);
+        } else if (strcmp(a, "--precision") == 0) {
+            const char *v = VALUE();
+            if (v) st = gseg_precision_parse(v, &c->p.model_options.precision);
+        } else if (strcmp(a, "--threads") == 0) {
+            const char *v = VALUE();
+            if (v) st = parse_int(a, v, 0, 1024, &c->p.model_options.threads);
         } else if (strcmp(a, "--resampling") == 0 || strcmp(a, "-r") == 0) {
             const char *v = VALUE();
             if (v) c->p.resampling = keep(c, v);
@@ -196,7 +213,7 @@ gseg_status gseg_predict_cli_parse(int argc, char **argv, gseg_predict_cli **out
     if (st == GSEG_OK && !c->help && !c->version) {
         if (CSLCount(c->inputs) == 0)
             st = gseg__err(GSEG_ERR_ARG, "no input scene given (--image_path SCENE)");
-        else if (c->p.overlap >= c->p.tile)
+        else if (c->p.tile > 0 && c->p.overlap >= c->p.tile)
             st = gseg__err(GSEG_ERR_ARG, "--overlap %d must be smaller than --tile %d",
                            c->p.overlap, c->p.tile);
     }

@@ -23,8 +23,9 @@ gseg_predict_params gseg_predict_params_default(void)
     gseg_predict_params p;
     memset(&p, 0, sizeof p);
     p.min_area_km2 = 0.01;
-    p.tile = 512;
-    p.overlap = 64;
+    p.tile = 0;
+    p.overlap = -1;
+    p.model_options = gseg_model_options_default();
     p.threshold = NAN;
     p.auto_cache = 1;
     return p;
@@ -32,7 +33,7 @@ gseg_predict_params gseg_predict_params_default(void)
 
 /* Class table of masks: 0 background, 1 glacier, 255 nodata. */
 static const char *const class_names[] = {"background", "glacier"};
-static const uint8_t class_rgba[][4] = {{0, 0, 0, 0}, {0, 170, 255, 255}};
+static const unsigned char class_rgba[][4] = {{0, 0, 0, 0}, {0, 170, 255, 255}};
 #define MASK_NODATA 255
 
 typedef struct band_sink {
@@ -134,15 +135,16 @@ static void size_cache(const gseg_scene *s, const gseg_grid *g)
     GDALSetCacheMax64((GIntBig)need);
 }
 
-static char **output_metadata(const gseg_predict_params *p, const gseg_model *m, double thr)
+static char **output_metadata(const gseg_predict_params *p, const gseg_model *m, double thr,
+                              int tile, int overlap)
 {
     char **md = NULL;
     md = CSLSetNameValue(md, "GSEG_VERSION", gseg_version());
     md = CSLSetNameValue(md, "GSEG_MODEL", gseg_model_spec(m));
     md = CSLSetNameValue(md, "GSEG_SCORE", gseg_model_score_name(m));
     if (gseg_model_nscores(m) == 1) md = CSLSetNameValue(md, "GSEG_THRESHOLD", CPLSPrintf("%.17g", thr));
-    md = CSLSetNameValue(md, "GSEG_TILE", CPLSPrintf("%d", p->tile));
-    md = CSLSetNameValue(md, "GSEG_OVERLAP", CPLSPrintf("%d", p->overlap));
+    md = CSLSetNameValue(md, "GSEG_TILE", CPLSPrintf("%d", tile));
+    md = CSLSetNameValue(md, "GSEG_OVERLAP", CPLSPrintf("%d", overlap));
     char *in = NULL;
     for (int i = 0; i < p->ninputs; i++) {
         const char *prev = in ? in : "";
@@ -188,9 +190,28 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
     char *out_path = NULL;
     char **md = NULL;
     int K = 0;
-    gseg_status st = gseg_model_open(p->model, &model);
+    gseg_status st = gseg_model_open(p->model, &p->model_options, &model);
     if (st != GSEG_OK) goto done;
     K = gseg_model_nscores(model);
+    /* Tiling: as asked, else as the model was trained, else 512/64. */
+    int tile = p->tile > 0 ? p->tile : gseg_model_tile(model) > 0 ? gseg_model_tile(model) : 512;
+    int overlap = p->overlap >= 0 ? p->overlap
+                  : p->tile <= 0 && gseg_model_tile(model) > 0 ? gseg_model_overlap(model)
+                                                               : tile / 8;
+    if (overlap >= tile) {
+        st = gseg__err(GSEG_ERR_ARG, "--overlap %d must be smaller than the tile size %d",
+                       overlap, tile);
+        goto done;
+    }
+    /* Mask classes: the model's (network models), else background/glacier. */
+    const char *const *cnames = class_names;
+    const unsigned char (*crgba)[4] = class_rgba;
+    int ncls = gseg__model_classes(model, &cnames, &crgba);
+    if (ncls == 0) {
+        ncls = 2;
+        cnames = class_names;
+        crgba = class_rgba;
+    }
     double thr = isnan(p->threshold) ? gseg_model_threshold(model) : p->threshold;
 
     {
@@ -212,8 +233,8 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
                  p->inputs[0]);
 
     gseg_grid grid;
-    st = gseg_grid_init(&grid, gseg_scene_width(scene), gseg_scene_height(scene), p->tile,
-                        p->overlap);
+    st = gseg_grid_init(&grid, gseg_scene_width(scene), gseg_scene_height(scene), tile,
+                        overlap);
     if (st != GSEG_OK) goto done;
 
     /* Plan memory before allocating any of it. */
@@ -249,7 +270,7 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
         goto done;
     }
 
-    md = output_metadata(p, model, thr);
+    md = output_metadata(p, model, thr, tile, overlap);
     {
         gseg_writer_params wp = gseg_writer_params_default();
         wp.format = p->format;
@@ -261,9 +282,9 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
         wp.georef = scene;
         wp.has_nodata = 1;
         wp.nodata = MASK_NODATA;
-        wp.nclasses = 2;
-        wp.class_names = class_names;
-        wp.class_rgba = class_rgba;
+        wp.nclasses = ncls;
+        wp.class_names = cnames;
+        wp.class_rgba = crgba;
         wp.band_description = "glacier mask";
         wp.metadata = (const char *const *)md;
         st = gseg_writer_open(out_path, &wp, &wmask);
@@ -350,8 +371,8 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
         vp.simplify_m = p->simplify_m;
         vp.t_srs = p->t_srs;
         vp.source = CPLGetFilename(p->inputs[0]);
-        vp.nclasses = 2;
-        vp.class_names = class_names;
+        vp.nclasses = ncls;
+        vp.class_names = cnames;
         gseg_vectorize_stats vs;
         memset(&vs, 0, sizeof vs);
         void *sc = progress ? GDALCreateScaledProgress(f_write, 1.0, progress, user) : NULL;

@@ -1,0 +1,64 @@
+#!/bin/sh
+# net_model.sh — model-only throughput of the ResNet-50 U-Net: gseg against
+# the same network in Python (segmentation-models-pytorch on Debian's
+# python3-torch), same weights, threads, batch, tile and precision, run
+# side by side. Prints a Markdown table with the ratios.
+#
+#   sh bench/net_model.sh [BUILD_DIR]
+# Environment: THREADS (2), BATCH (4), ITERS (6), TILES ("256 512"),
+#   PRECISIONS ("fp32 bf16"; bf16 is skipped, with a note, on CPUs without
+#   native bf16, where both sides run it through slow emulation).
+set -eu
+cd "$(dirname "$0")/.."
+build=${1:-build-test}
+THREADS=${THREADS:-2}
+BATCH=${BATCH:-4}
+ITERS=${ITERS:-6}
+TILES=${TILES:-"256 512"}
+PRECISIONS=${PRECISIONS:-"fp32 bf16"}
+work=${GSEG_BENCH_DIR:-bench/work}
+mkdir -p "$work"
+[ -d "$build" ] || meson setup "$build" >/dev/null
+meson compile -C "$build" bench_model gseg-import >/dev/null
+
+py=/usr/bin/python3
+w="$work/unet_r50_6b.safetensors"
+m="$work/unet_r50_6b.gseg"
+[ -f "$w" ] || $py tests/peers/smp_peer.py make --encoder resnet50 --bands 6 --classes 1 \
+    --seed 1 --out "$w" >/dev/null
+"$build/src/tools/gseg-import" "$w" -o "$m" -q
+
+native_bf16=$(grep -qw avx512_bf16 /proc/cpuinfo || grep -qw amx_bf16 /proc/cpuinfo && echo yes || echo no)
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); native bf16: $native_bf16"
+echo "resnet50 U-Net, 6 bands, batch $BATCH, threads $THREADS, $ITERS timed iterations after 2 warm-up"
+echo
+echo "| tile | precision | gseg tiles/s | gseg Mpx/s | gseg GFLOP/s | Python Mpx/s | gseg / Python |"
+echo "|---|---|---|---|---|---|---|"
+field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
+for tile in $TILES; do
+    for prec in $PRECISIONS; do
+        if [ "$prec" = bf16 ] && [ "$native_bf16" = no ]; then
+            echo "| $tile | bf16 | skipped: no avx512_bf16/AMX on this CPU | | | | |"
+            continue
+        fi
+        g=$("$build/bench/bench_model" "$m" --tile "$tile" --batch "$BATCH" --threads "$THREADS" \
+            --precision "$prec" --iters "$ITERS" --warmup 2)
+        p=$($py bench/peer_model.py --encoder resnet50 --bands 6 --classes 1 --weights "$w" \
+            --tile "$tile" --batch "$BATCH" --threads "$THREADS" --precision "$prec" \
+            --iters "$ITERS" --warmup 2)
+        gt=$(echo "$g" | field tiles_per_s)
+        gm=$(echo "$g" | field mpx_per_s)
+        gf=$(echo "$g" | field gflop_s)
+        pm=$(echo "$p" | field mpx_per_s)
+        ratio=$(awk -v a="$gm" -v b="$pm" 'BEGIN { printf "%.2f", a / b }')
+        echo "| $tile | $prec | $gt | $gm | $gf | $pm | ${ratio}x |"
+        eval "mpx_${tile}_${prec}=$gm"
+    done
+done
+for tile in $TILES; do
+    eval "a=\${mpx_${tile}_bf16:-}; b=\${mpx_${tile}_fp32:-}"
+    if [ -n "$a" ] && [ -n "$b" ]; then
+        echo
+        echo "bf16 / fp32 at $tile: $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')x"
+    fi
+done

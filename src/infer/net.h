@@ -1,0 +1,122 @@
+/*
+ * net.h — the C face of the libtorch shim (src/infer/net.cpp), private to
+ * libgseg. net.cpp is the only C++ in the library: every function here
+ * catches c10::Error, std::exception and anything else, and turns it into a
+ * gseg_status with a one-line message (gseg_last_error()); no exception ever
+ * reaches C.
+ *
+ * The network is a U-Net with a torchvision ResNet encoder, laid out exactly
+ * as segmentation-models-pytorch's Unet(encoder_name=..., decoder_channels=
+ * (256, 128, 64, 32, 16)): its parameter and buffer names are SMP's
+ * state-dict keys ("encoder.conv1.weight", "decoder.blocks.4.conv2.1.
+ * running_var", "segmentation_head.0.bias"), so state dicts move between gseg
+ * and Python without renaming.
+ *
+ * Threads: one gseg__net is used by one thread at a time. libtorch's
+ * intra-op thread count is process-wide (gseg__net_prepare sets it).
+ * File I/O is not done here: src/infer/netfile.c reads and writes tensors
+ * through gseg__net_tensor_* so files go through GDAL's VSI like every
+ * other input.
+ */
+#ifndef GSEG_NET_H
+#define GSEG_NET_H
+
+#include "gseg.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct gseg__net gseg__net;
+
+/* "resnet18", "resnet34", "resnet50", "resnet101", "resnet152". */
+int gseg__net_encoder_known(const char *encoder);
+
+/* The encoder with this block layout (bottleneck blocks or basic blocks,
+ * blocks per stage), or NULL. Static. */
+const char *gseg__net_encoder_guess(int bottleneck, const int blocks[4]);
+
+/* A new network with PyTorch's default initialisation (torchvision's for the
+ * encoder, SMP's for the decoder and head), deterministic for a seed.
+ * in_channels >= 1, outputs >= 1 (1 = binary logit, K = class logits).
+ * On CPU, in fp32, in training mode. */
+gseg_status gseg__net_new(const char *encoder, int in_channels, int outputs,
+                          uint64_t seed, gseg__net **out);
+void gseg__net_free(gseg__net *net);
+
+/* The state dict: parameters then buffers, in SMP's order. Names live as
+ * long as the net. is_int: 1 for int64 (num_batches_tracked), else float32. */
+int gseg__net_tensor_count(const gseg__net *net);
+const char *gseg__net_tensor_name(const gseg__net *net, int i);
+int gseg__net_tensor_find(const gseg__net *net, const char *name); /* -1 */
+int gseg__net_tensor_ndim(const gseg__net *net, int i);
+int64_t gseg__net_tensor_dim(const gseg__net *net, int i, int d);
+int gseg__net_tensor_is_int(const gseg__net *net, int i);
+int64_t gseg__net_tensor_numel(const gseg__net *net, int i);
+/* Copies tensor i to/from host memory (float32, or int64 when is_int),
+ * n = numel. Setting invalidates the prepared (folded) copy. */
+gseg_status gseg__net_tensor_get(gseg__net *net, int i, void *dst, int64_t n);
+gseg_status gseg__net_tensor_set(gseg__net *net, int i, const void *src, int64_t n);
+/* Parameter count (learnable values). */
+int64_t gseg__net_param_count(const gseg__net *net);
+
+/* Inference settings. device: "cpu", "cuda", "cuda:N". threads: intra-op
+ * threads, 0 = all cores (process-wide). fold_bn: fold BatchNorm into the
+ * convolutions (eval mode). precision GSEG_PRECISION_AUTO resolves to bf16 on
+ * CPUs with avx512_bf16 or AMX, fp32 on other CPUs, fp16 on CUDA. Puts the
+ * net in eval mode. */
+gseg_status gseg__net_prepare(gseg__net *net, const char *device,
+                              gseg_precision precision, int threads,
+                              int fold_bn);
+/* The precision prepare resolved to. */
+gseg_precision gseg__net_precision(const gseg__net *net);
+/* 1 if the CPU has native bf16 dot products (avx512_bf16 or AMX-BF16). */
+int gseg__cpu_has_bf16(void);
+
+/* Inference: in is n x c x h x w float32 (normalised), out receives
+ * n x outputs x h x w probabilities (sigmoid for one output, softmax over
+ * outputs otherwise), or raw logits when want_logits. Any h, w >= 1: the
+ * input is padded (edge replication) to a multiple of 32 and the output
+ * cropped back. Calls gseg__net_prepare(net, "cpu", AUTO, 0, 1) first if it
+ * was never prepared. */
+gseg_status gseg__net_forward(gseg__net *net, const float *in, int n, int c,
+                              int h, int w, float *out, int want_logits);
+
+/* Encoder feature `level` (1..5: stem, layer1..layer4) for a batch, as
+ * torchvision computes it (for tests). *shape gets N, C, H, W; out must
+ * hold cap floats. Uses the prepared settings. */
+gseg_status gseg__net_features(gseg__net *net, const float *in, int n, int c,
+                               int h, int w, int level, float *out,
+                               int64_t cap, int64_t shape[4]);
+
+/* Training. gseg__net_train_setup creates an AdamW optimiser (PyTorch's
+ * defaults for betas and eps) over all parameters, on the prepared device,
+ * in fp32; the net goes to training mode. */
+gseg_status gseg__net_train_setup(gseg__net *net, double lr, double weight_decay);
+gseg_status gseg__net_set_lr(gseg__net *net, double lr);
+/* One step: forward, loss, backward, optimiser step. target is n x h x w
+ * class indices (0/1 for binary) as float; valid (n x h x w, NULL = all)
+ * excludes pixels from the loss. Loss: BCE + soft Dice (binary) or
+ * cross-entropy + mean soft Dice over classes. *loss gets the value. */
+gseg_status gseg__net_train_step(gseg__net *net, const float *in, int n, int c,
+                                 int h, int w, const float *target,
+                                 const uint8_t *valid, double *loss);
+
+/* Tensors of a torch.save file, as far as libtorch's torch::pickle_load
+ * reads it (a plain dict of name -> tensor). fn gets each tensor as float32
+ * (is_int 0) or int64 (is_int 1), contiguous, valid for the call; a status
+ * other than GSEG_OK stops the walk and is returned. `what` names the file
+ * in messages. */
+typedef gseg_status (*gseg__tensor_fn)(void *user, const char *name, int ndim,
+                                       const int64_t *shape, int is_int,
+                                       const void *data);
+gseg_status gseg__pickle_tensors(const char *what, const void *bytes, size_t n,
+                                 gseg__tensor_fn fn, void *user);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
