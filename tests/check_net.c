@@ -12,6 +12,7 @@
 #include "safetensors.h"
 
 #include <gdal.h>
+#include <ogr_srs_api.h>
 
 #include <math.h>
 #include <stdarg.h>
@@ -666,26 +667,112 @@ START_TEST(test_devices_and_precision)
 }
 END_TEST
 
+/* gseg-predict runs a .gseg model through the engine: the mask keeps the
+ * scene's grid and CRS, and tiling only matters at blended seams. */
+START_TEST(test_predict_with_network_model)
+{
+    const char *bands[] = {"blue", "green", "red", "nir", "swir1", "swir2"};
+    const double mean[] = {2000, 2000, 2000, 2500, 1500, 1200};
+    const double sd[] = {1500, 1500, 1500, 1500, 1200, 1000};
+    gseg_model_def d = def_for("resnet18", 6, 2);
+    d.bands = bands;
+    d.mean = mean;
+    d.std = sd;
+    d.tile = 256;
+    d.overlap = 32;
+    gseg_model *m = NULL;
+    ck_gseg(gseg_model_new(&d, NULL, &m));
+    perturb_bn(m);
+    char model[1024];
+    snprintf(model, sizeof model, "%s", path("net.gseg"));
+    ck_gseg(gseg_model_save(m, model));
+    gseg_model_free(m);
+    char tool[1024], scene[1024];
+    snprintf(tool, sizeof tool, "%s", tu_build("src/tools/gseg-predict"));
+    snprintf(scene, sizeof scene, "%s", tu_src("sample_scenes/dataset/test/images/scene_001.tif"));
+    ck_assert_int_eq(tu_system("%s -q --model %s --image_path %s -o %s --proba %s --threads 2 "
+                               "--precision fp32", tool, model, scene, path("a.tif"),
+                               path("a_p.tif")), 0);
+    ck_assert_int_eq(tu_system("%s -q --model %s --image_path %s -o %s --proba %s --tile 320 "
+                               "--overlap 64 --threads 1 --precision fp32", tool, model, scene,
+                               path("b.tif"), path("b_p.tif")), 0);
+    GDALDatasetH in = GDALOpen(scene, GA_ReadOnly), a = GDALOpen(path("a.tif"), GA_ReadOnly);
+    GDALDatasetH pa = GDALOpen(path("a_p.tif"), GA_ReadOnly), pb = GDALOpen(path("b_p.tif"), GA_ReadOnly);
+    ck_assert(in && a && pa && pb);
+    double g1[6], g2[6];
+    GDALGetGeoTransform(in, g1);
+    GDALGetGeoTransform(a, g2);
+    for (int i = 0; i < 6; i++) ck_assert_double_eq(g1[i], g2[i]);
+    ck_assert_int_eq(GDALGetRasterXSize(a), GDALGetRasterXSize(in));
+    OGRSpatialReferenceH s1 = GDALGetSpatialRef(in), s2 = GDALGetSpatialRef(a);
+    ck_assert(s1 && s2 && OSRIsSame(s1, s2));
+    ck_assert_str_eq(GDALGetMetadataItem(a, "GSEG_TILE", NULL), "256"); /* the model's */
+    int w = GDALGetRasterXSize(a), h = GDALGetRasterYSize(a);
+    float *p = malloc((size_t)w * h * 4), *q = malloc((size_t)w * h * 4);
+    ck_assert_int_eq(GDALRasterIO(GDALGetRasterBand(pa, 1), GF_Read, 0, 0, w, h, p, w, h,
+                                  GDT_Float32, 0, 0), CE_None);
+    ck_assert_int_eq(GDALRasterIO(GDALGetRasterBand(pb, 1), GF_Read, 0, 0, w, h, q, w, h,
+                                  GDT_Float32, 0, 0), CE_None);
+    /* Different tilings: the same network on different context; most
+     * pixels see the same scores, all are probabilities. */
+    size_t close = 0, n = 0;
+    for (size_t i = 0; i < (size_t)w * h; i++) {
+        if (isnan(p[i])) continue;
+        ck_assert(p[i] >= 0 && p[i] <= 1 && !isnan(q[i]));
+        n++;
+        close += fabsf(p[i] - q[i]) < 0.05f;
+    }
+    fprintf(stderr, "network predict: tile 256/32 vs 320/64: %.1f %% of pixels within 0.05\n",
+            100.0 * close / n);
+    ck_assert(n > 0 && close > 0.5 * n);
+    free(p);
+    free(q);
+    GDALClose(in);
+    GDALClose(a);
+    GDALClose(pa);
+    GDALClose(pb);
+    /* A model whose bands the scene lacks is refused, naming the band. */
+    const char *bad[] = {"blue", "green", "red", "nir", "swir1", "B99"};
+    d.bands = bad;
+    ck_gseg(gseg_model_new(&d, NULL, &m));
+    ck_gseg(gseg_model_save(m, path("bad.gseg")));
+    gseg_model_free(m);
+    ck_assert_int_ne(tu_system("%s -q --model %s --image_path %s -o %s 2> %s", tool,
+                               path("bad.gseg"), scene, path("c.tif"), path("err.txt")), 0);
+    ck_assert_int_eq(tu_system("grep -q B99 %s", path("err.txt")), 0);
+    /* --device cuda on a CPU build: a clear failure, exit 1. */
+    ck_assert_int_eq(tu_system("%s -q --model %s --image_path %s -o %s --device cuda 2> %s", tool,
+                               model, scene, path("d.tif"), path("err2.txt")), 1);
+    ck_assert_int_eq(tu_system("grep -q cuda %s", path("err2.txt")), 0);
+    ck_assert_int_eq(tu_system("test -e %s", path("d.tif")), 1);
+}
+END_TEST
+
 Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
-    TCase *tc = tcase_create("net");
-    tcase_set_timeout(tc, 900);
-    tcase_add_checked_fixture(tc, setup, NULL);
-    tcase_add_test(tc, test_shapes_bands_and_odd_sizes);
-    tcase_add_test(tc, test_resnet50_parameter_count);
-    tcase_add_test(tc, test_save_load_bit_identical);
-    tcase_add_test(tc, test_folded_equals_unfolded);
-    tcase_add_test(tc, test_bf16_agrees_with_fp32);
-    tcase_add_test(tc, test_train_step_drives_loss_down);
-    tcase_add_test(tc, test_torchvision_encoder_features);
-    tcase_add_test(tc, test_smp_to_gseg);
-    tcase_add_test(tc, test_gseg_to_smp);
-    tcase_add_test(tc, test_first_conv_adapted_like_smp);
-    tcase_add_test(tc, test_torch_save_files);
-    tcase_add_test(tc, test_bad_model_files);
-    tcase_add_test(tc, test_devices_and_precision);
-    suite_add_tcase(s, tc);
+    TCase *core = tcase_create("core"), *peers = tcase_create("peers"),
+          *files = tcase_create("files");
+    TCase *all[] = {core, peers, files};
+    for (int i = 0; i < 3; i++) {
+        tcase_set_timeout(all[i], 900);
+        tcase_add_checked_fixture(all[i], setup, NULL);
+        suite_add_tcase(s, all[i]);
+    }
+    tcase_add_test(core, test_shapes_bands_and_odd_sizes);
+    tcase_add_test(core, test_resnet50_parameter_count);
+    tcase_add_test(core, test_save_load_bit_identical);
+    tcase_add_test(core, test_folded_equals_unfolded);
+    tcase_add_test(core, test_bf16_agrees_with_fp32);
+    tcase_add_test(core, test_train_step_drives_loss_down);
+    tcase_add_test(core, test_devices_and_precision);
+    tcase_add_test(peers, test_torchvision_encoder_features);
+    tcase_add_test(peers, test_smp_to_gseg);
+    tcase_add_test(peers, test_gseg_to_smp);
+    tcase_add_test(peers, test_first_conv_adapted_like_smp);
+    tcase_add_test(files, test_torch_save_files);
+    tcase_add_test(files, test_bad_model_files);
+    tcase_add_test(files, test_predict_with_network_model);
     return s;
 }
 

@@ -721,11 +721,13 @@ try {
     try {
         v = torch::pickle_load(buf);
     }
-    catch (const c10::Error &e) {
-        std::string m = e.what_without_backtrace();
-        m.resize(std::min(m.find('\n'), m.size()));
-        return gseg__err(GSEG_ERR_FORMAT, "%s: libtorch cannot read this torch.save file (%s); %s",
-                         what, m.c_str(), hint);
+    catch (const c10::Error &) {
+        /* 1.13 fails inside pickle_load on state_dict()'s OrderedDict (an
+         * internal assert) and on one-item dicts: say what it can read. */
+        return gseg__err(GSEG_ERR_FORMAT,
+                         "%s: libtorch cannot read this torch.save file (it reads a plain dict "
+                         "of tensors, not the OrderedDict of model.state_dict()); %s",
+                         what, hint);
     }
     if (!v.isGenericDict())
         return gseg__err(GSEG_ERR_FORMAT,
