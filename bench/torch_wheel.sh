@@ -137,9 +137,9 @@ run_tests() { # build-dir, log-name
     meson test -C "$1" --print-errorlogs $tests >"$log/$2" 2>&1
     rc=$?
     set -e
-    ok=$(sed -n 's/^Ok: *\([0-9]*\)/\1/p' "$log/$2" | tail -1)
-    bad=$(sed -n 's/^Fail: *\([0-9]*\)/\1/p' "$log/$2" | tail -1)
-    to=$(sed -n 's/^Timeout: *\([0-9]*\)/\1/p' "$log/$2" | tail -1)
+    ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log/$2" | tail -1)
+    bad=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log/$2" | tail -1)
+    to=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$log/$2" | tail -1)
     tres="${ok:-0} ok, ${bad:-?} failed${to:+, $to timed out} (exit $rc)"
     grep -E '^ *[0-9]+/[0-9]+ ' "$log/$2" || true
     [ "$rc" = 0 ]
@@ -147,13 +147,16 @@ run_tests() { # build-dir, log-name
 
 # ---- 2. CUDA build -----------------------------------------------------------
 bc=$cache/build-cuda
+linkmode="n/a"
 cuda_built=no cuda_linked=no cuda_tests="not run"
 if [ "$has_cuda" = yes ]; then
     say "CUDA build: $bc"
     if [ -n "$nvdirs" ]; then
         la="-Wl,-rpath-link,$nvdirs"
+        linkmode="-Wl,-rpath-link to the pip NVIDIA libraries (all symbols resolved)"
     else
         la="-Wl,--allow-shlib-undefined"
+        linkmode="-Wl,--allow-shlib-undefined (libtorch_cuda's own dependencies not checked)"
     fi
     if setup "$bc" -Dtorch=enabled -Dtorch_prefix="$T" -Dtorch_cuda=enabled \
            -Dc_link_args="$la" -Dcpp_link_args="$la" >"$log/setup-cuda.log" 2>&1 &&
@@ -218,7 +221,7 @@ cat <<EOF
 torch:            $tver (CUDA ${tcuda:-none}; $(basename "$whl"); C++11 ABI $abi)
 libtorch:         $T
 CUDA build:       built: $cuda_built; CUDA branch compiled and linked: $cuda_linked ($bc)
-                  link of executables: ${nvdirs:+-rpath-link to pip NVIDIA libs}${nvdirs:---allow-shlib-undefined}
+                  link of executables: $linkmode
   tests:          $cuda_tests
 CPU build:        built: $cpu_built ($bp)
   libgseg needs:  $cpu_needs

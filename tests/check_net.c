@@ -551,7 +551,11 @@ START_TEST(test_torch_save_files)
         free(p);
         free(q);
     } else {
-        /* Then at least the message must say what to do. */
+        /* libtorch 1.13 reads plain dicts; where a later libtorch does not,
+         * the message must say what to do. */
+        fprintf(stderr, "plain-dict pickle on libtorch %d: %s\n", gseg__net_torch_version(),
+                gseg_last_error());
+        ck_assert_int_ge(gseg__net_torch_version(), 200);
         ck_assert_ptr_nonnull(strstr(gseg_last_error(), "safetensors"));
     }
     gseg_model *c = NULL;

@@ -25,6 +25,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #include <torch/torch.h>
+#include <torch/version.h>
 #pragma GCC diagnostic pop
 
 #include <cpuid.h>
@@ -708,6 +709,8 @@ try {
     return GSEG_OK;
 }
 SHIM_CATCH("network: training step")
+
+int gseg__net_torch_version(void) { return TORCH_VERSION_MAJOR * 100 + TORCH_VERSION_MINOR; }
 
 gseg_status gseg__pickle_tensors(const char *what, const void *bytes, size_t n,
                                  gseg__tensor_fn fn, void *user)

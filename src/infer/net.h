@@ -105,6 +105,9 @@ gseg_status gseg__net_train_step(gseg__net *net, const float *in, int n, int c,
                                  int h, int w, const float *target,
                                  const uint8_t *valid, double *loss);
 
+/* The libtorch this gseg was built against: major * 100 + minor (113). */
+int gseg__net_torch_version(void);
+
 /* Tensors of a torch.save file, as far as libtorch's torch::pickle_load
  * reads it (a plain dict of name -> tensor). fn gets each tensor as float32
  * (is_int 0) or int64 (is_int 1), contiguous, valid for the call; a status
