@@ -500,6 +500,61 @@ GSEG_API int gseg_predict_cli_version(const gseg_predict_cli *c);
 GSEG_API const char *gseg_predict_usage(void);
 
 /* ------------------------------------------------------------------------ */
+/* Training                                                       (src/train) */
+
+typedef struct gseg_train_params {
+    const char *data;            /* dataset: folder, .zip/.tar(.gz) archive or
+                                    VSI path with train/{images,masks} (and
+                                    val/), or images/ + masks/; "dataset" */
+    const char *output;          /* best model (.gseg), required; the last
+                                    epoch goes to <stem>.last.gseg */
+    const char *encoder;         /* "resnet50" */
+    const char *const *bands;    /* NULL-terminated selectors; NULL = every
+                                    band of the first scene */
+    int nclasses;                /* 2 (binary) */
+    const char *const *classes;  /* nclasses names, or NULL */
+    const char *init_encoder;    /* torchvision ResNet weights, or NULL */
+    int epochs;                  /* 10 */
+    int steps;                   /* > 0: total steps instead of epochs */
+    int steps_per_epoch;         /* 0: training pixels / tile^2 / batch */
+    int batch, tile;             /* 8, 256 */
+    double lr, weight_decay;     /* AdamW: 1e-3, 1e-4 */
+    int warmup;                  /* linear warm-up steps; -1 = 5 % */
+    double glacier_share;        /* share of windows centred on labelled
+                                    glacier: 0.5 */
+    double val_fraction;         /* scenes held out when there is no val/ */
+    unsigned long long seed;     /* 1 */
+    int loaders;                 /* data loader threads: 2 */
+    int patience;                /* early stop after N epochs without a
+                                    better val mIoU; 0 = never */
+    const char *metrics;         /* CSV, or JSON lines if it ends .jsonl;
+                                    NULL = <stem>.metrics.csv */
+    gseg_model_options model_options;
+} gseg_train_params;
+
+typedef struct gseg_train_stats {
+    int epochs, best_epoch;
+    long steps;
+    double best_miou;            /* validation mean IoU of the saved model */
+    double final_loss;
+    double seconds, samples_per_s;
+    double wait_share;           /* time the trainer waited for data */
+} gseg_train_stats;
+
+GSEG_API gseg_train_params gseg_train_params_default(void);
+/* Trains a model. progress gets a message per step and per epoch;
+ * returning 0 stops after the step with the last checkpoint written
+ * (GSEG_ERR_CANCELLED). stats may be NULL. */
+GSEG_API gseg_status gseg_train(const gseg_train_params *p,
+                                gseg_progress_fn progress, void *user,
+                                gseg_train_stats *stats);
+/* Asks a running gseg_train to stop after its current step, writing the
+ * last checkpoint (async-signal-safe: for SIGINT handlers). */
+GSEG_API void gseg_train_interrupt(void);
+/* gseg-train's command line: parses argv and runs; returns the exit code. */
+GSEG_API int gseg_train_tool_main(int argc, char **argv);
+
+/* ------------------------------------------------------------------------ */
 /* Synthetic scenes                                               (src/synth) */
 
 typedef struct gseg_synth_params {

@@ -76,6 +76,24 @@ char *gseg_model_describe(const gseg_model *m, int json)
     return s;
 }
 const char *gseg_model_encoder(const gseg_model *m) { (void)m; return NULL; }
+gseg_train_params gseg_train_params_default(void)
+{
+    gseg_train_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn f, void *u, gseg_train_stats *s)
+{
+    (void)p, (void)f, (void)u, (void)s;
+    return NO_NET;
+}
+void gseg_train_interrupt(void) {}
+int gseg_train_tool_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    NO_NET;
+    return 1;
+}
 int gseg__model_classes(const gseg_model *m, const char *const **n, const unsigned char (**c)[4])
 {
     (void)m, (void)n, (void)c;

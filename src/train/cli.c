@@ -1,0 +1,241 @@
+/*
+ * cli.c — gseg-train's command line (parsed and run here, so that the main
+ * is thin and tests can drive it in-process).
+ */
+#include "internal.h"
+
+#include <cpl_string.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "Usage: gseg-train [--data PATH] [-o MODEL.gseg] [options]\n"
+    "\n"
+    "Trains a glacier segmentation network (ResNet U-Net) on scenes and masks.\n"
+    "PATH (default ./dataset) holds train/images + train/masks (and optionally\n"
+    "val/images + val/masks), or images/ + masks/; masks are matched to images by\n"
+    "file stem (0 background, 1 glacier, ..., nodata not labelled). PATH may be a\n"
+    ".zip, .tar or .tar.gz archive (read in place) or any GDAL VSI path.\n"
+    "\n"
+    "  -o, --out FILE        best model by validation mean IoU (default model.gseg);\n"
+    "                        the last epoch goes to <stem>.last.gseg\n"
+    "  --bands LIST          input bands (numbers or names); default every band\n"
+    "  --classes LIST        class names (default background,glacier)\n"
+    "  --backbone NAME       resnet50 (default), resnet34, resnet18, resnet101\n"
+    "  --init-encoder FILE   torchvision ResNet weights (e.g. ImageNet) for the encoder\n"
+    "  --epochs N            epochs (default 10)\n"
+    "  --steps N             total steps instead of epochs\n"
+    "  --steps-per-epoch N   default: training pixels / tile^2 / batch\n"
+    "  --batch N             tiles per step (default 8)\n"
+    "  --tile N              tile size (default 256)\n"
+    "  --lr X                peak learning rate, AdamW (default 1e-3); linear\n"
+    "                        warm-up, then cosine decay\n"
+    "  --weight-decay X      (default 1e-4)\n"
+    "  --warmup N            warm-up steps (default 5 %% of the steps)\n"
+    "  --glacier-share X     share of windows centred on glacier (default 0.5)\n"
+    "  --val-fraction X      scenes held out for validation without val/ (0.2)\n"
+    "  --patience N          stop after N epochs without improvement\n"
+    "  --seed N              (default 1): same seed and threads, same weights\n"
+    "  --loaders N           data loader threads (default 2)\n"
+    "  --threads N           network threads (default all cores)\n"
+    "  --device DEV          cpu (default), cuda, cuda:N\n"
+    "  --metrics FILE        CSV, or JSON lines if FILE ends .jsonl\n"
+    "                        (default <stem>.metrics.csv)\n"
+    "  -q, --quiet           no progress\n"
+    "\n"
+    "Ctrl-C stops after the current step and keeps the last checkpoint.\n";
+
+static int get_int(const char *o, const char *v, long lo, long hi, int *out)
+{
+    char *e = NULL;
+    errno = 0;
+    long x = strtol(v, &e, 10);
+    if (!*v || *e || errno || x < lo || x > hi) {
+        fprintf(stderr, "gseg-train: %s: '%s' is not an integer in [%ld, %ld]\n", o, v, lo, hi);
+        return 0;
+    }
+    *out = (int)x;
+    return 1;
+}
+
+static int get_num(const char *o, const char *v, double lo, double hi, double *out)
+{
+    char *e = NULL;
+    double x = strtod(v, &e);
+    if (!*v || *e || !isfinite(x) || x < lo || x > hi) {
+        fprintf(stderr, "gseg-train: %s: '%s' is not a number in [%g, %g]\n", o, v, lo, hi);
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+typedef struct term {
+    int tty;
+} term;
+
+static int on_progress(double complete, const char *msg, void *user)
+{
+    term *t = user;
+    (void)complete;
+    if (!msg) return 1;
+    int epoch_line = strstr(msg, "val mIoU") != NULL || strstr(msg, "statistics") != NULL;
+    if (t->tty)
+        fprintf(stderr, epoch_line ? "\r\033[K%s\n" : "\r\033[K%s", msg);
+    else if (epoch_line)
+        fprintf(stderr, "%s\n", msg);
+    return 1;
+}
+
+int gseg_train_tool_main(int argc, char **argv)
+{
+    gseg_train_params p = gseg_train_params_default();
+    p.output = "model.gseg";
+    char **bands = NULL, **classes = NULL;
+    int quiet = 0, rc = 0, nclasses_given = 0;
+    long seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED()                                                                     \
+    if (!v) {                                                                      \
+        fprintf(stderr, "gseg-train: %s needs a value\nTry 'gseg-train --help'.\n", a); \
+        rc = 2;                                                                    \
+        goto out;                                                                  \
+    }                                                                              \
+    i++;
+#define BAD()   \
+    {           \
+        rc = 2; \
+        goto out; \
+    }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf(usage);
+            goto out;
+        } else if (!strcmp(a, "--data")) {
+            NEED();
+            p.data = v;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
+            NEED();
+            p.output = v;
+        } else if (!strcmp(a, "--bands")) {
+            NEED();
+            CSLDestroy(bands);
+            bands = CSLTokenizeString2(v, ",", 0);
+        } else if (!strcmp(a, "--classes")) {
+            NEED();
+            CSLDestroy(classes);
+            classes = CSLTokenizeString2(v, ",", 0);
+            nclasses_given = CSLCount(classes);
+        } else if (!strcmp(a, "--backbone") || !strcmp(a, "--encoder")) {
+            NEED();
+            p.encoder = v;
+        } else if (!strcmp(a, "--init-encoder")) {
+            NEED();
+            p.init_encoder = v;
+        } else if (!strcmp(a, "--epochs")) {
+            NEED();
+            if (!get_int(a, v, 1, 100000, &p.epochs)) BAD();
+        } else if (!strcmp(a, "--steps")) {
+            NEED();
+            if (!get_int(a, v, 1, 100000000, &p.steps)) BAD();
+        } else if (!strcmp(a, "--steps-per-epoch")) {
+            NEED();
+            if (!get_int(a, v, 1, 100000000, &p.steps_per_epoch)) BAD();
+        } else if (!strcmp(a, "--batch")) {
+            NEED();
+            if (!get_int(a, v, 1, 4096, &p.batch)) BAD();
+        } else if (!strcmp(a, "--tile")) {
+            NEED();
+            if (!get_int(a, v, 32, 4096, &p.tile)) BAD();
+        } else if (!strcmp(a, "--lr")) {
+            NEED();
+            if (!get_num(a, v, 1e-9, 10, &p.lr)) BAD();
+        } else if (!strcmp(a, "--weight-decay")) {
+            NEED();
+            if (!get_num(a, v, 0, 10, &p.weight_decay)) BAD();
+        } else if (!strcmp(a, "--warmup")) {
+            NEED();
+            if (!get_int(a, v, 0, 100000000, &p.warmup)) BAD();
+        } else if (!strcmp(a, "--glacier-share")) {
+            NEED();
+            if (!get_num(a, v, 0, 1, &p.glacier_share)) BAD();
+        } else if (!strcmp(a, "--val-fraction")) {
+            NEED();
+            if (!get_num(a, v, 0, 0.9, &p.val_fraction)) BAD();
+        } else if (!strcmp(a, "--patience")) {
+            NEED();
+            if (!get_int(a, v, 0, 100000, &p.patience)) BAD();
+        } else if (!strcmp(a, "--seed")) {
+            NEED();
+            int s32;
+            if (!get_int(a, v, 0, 2147483647L, &s32)) BAD();
+            seed = s32;
+        } else if (!strcmp(a, "--loaders")) {
+            NEED();
+            if (!get_int(a, v, 1, 64, &p.loaders)) BAD();
+        } else if (!strcmp(a, "--threads")) {
+            NEED();
+            if (!get_int(a, v, 0, 1024, &p.model_options.threads)) BAD();
+        } else if (!strcmp(a, "--device")) {
+            NEED();
+            p.model_options.device = v;
+        } else if (!strcmp(a, "--precision")) {
+            NEED();
+            if (gseg_precision_parse(v, &p.model_options.precision) != GSEG_OK) {
+                fprintf(stderr, "gseg-train: %s\n", gseg_last_error());
+                BAD();
+            }
+            if (p.model_options.precision != GSEG_PRECISION_FP32 &&
+                p.model_options.precision != GSEG_PRECISION_AUTO) {
+                fprintf(stderr, "gseg-train: --precision %s: training runs in fp32 in this "
+                                "version\n", v);
+                BAD();
+            }
+        } else if (!strcmp(a, "--metrics")) {
+            NEED();
+            p.metrics = v;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else {
+            fprintf(stderr, "gseg-train: unknown option %s\nTry 'gseg-train --help'.\n", a);
+            BAD();
+        }
+    }
+    p.seed = (unsigned long long)seed;
+    p.bands = (const char *const *)bands;
+    if (nclasses_given) {
+        if (nclasses_given < 2) {
+            fprintf(stderr, "gseg-train: --classes needs at least two names\n");
+            BAD();
+        }
+        p.nclasses = nclasses_given;
+        p.classes = (const char *const *)classes;
+    }
+    {
+        term t = {isatty(2)};
+        gseg_train_stats s;
+        gseg_status st = gseg_train(&p, quiet ? NULL : on_progress, &t, &s);
+        if (t.tty && !quiet) fputc('\n', stderr);
+        if (st != GSEG_OK) {
+            fprintf(stderr, "gseg-train: %s\n", gseg_last_error());
+            rc = st == GSEG_ERR_ARG ? 2 : 1;
+        } else if (!quiet) {
+            printf("%s: %ld steps in %.0f s (%.2f samples/s, %.1f %% waiting for data); "
+                   "best val mIoU %.4f at epoch %d\n",
+                   p.output, s.steps, s.seconds, s.samples_per_s, 100 * s.wait_share,
+                   s.best_miou, s.best_epoch);
+        }
+    }
+out:
+    CSLDestroy(bands);
+    CSLDestroy(classes);
+    return rc;
+#undef NEED
+#undef BAD
+}

@@ -1,0 +1,651 @@
+/*
+ * train.c — gseg_train: scenes + masks -> a trained .gseg model.
+ *
+ *   discover (dataset.c) -> per-band statistics -> new model
+ *   loader threads: random windows -> normalise -> augment -> batch queue
+ *   main thread: AdamW steps (warm-up, then cosine), validation each epoch
+ *   (confusion matrix, IoU), best and last checkpoints, metrics file.
+ *
+ * Threads: each loader owns its own GDAL handles (a gseg_scene and a mask
+ * dataset per scene, opened lazily). Batch b is made by loader b % L from
+ * a random stream seeded by (seed, b), and the trainer takes batches in
+ * order, so the data — and with the same threads, the weights — depend only
+ * on the seed, never on thread timing.
+ */
+#include "train.h"
+#include "../infer/net.h"
+
+#include <cpl_conv.h>
+#include <gdal.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t g_stop;
+
+void gseg_train_interrupt(void) { g_stop = 1; }
+
+gseg_train_params gseg_train_params_default(void)
+{
+    gseg_train_params p;
+    memset(&p, 0, sizeof p);
+    p.data = "dataset";
+    p.encoder = "resnet50";
+    p.nclasses = 2;
+    p.epochs = 10;
+    p.batch = 8;
+    p.tile = 256;
+    p.lr = 1e-3;
+    p.weight_decay = 1e-4;
+    p.warmup = -1;
+    p.glacier_share = 0.5;
+    p.val_fraction = 0.2;
+    p.seed = 1;
+    p.loaders = 2;
+    p.model_options = gseg_model_options_default();
+    p.model_options.precision = GSEG_PRECISION_FP32;
+    return p;
+}
+
+/* ---- random numbers: splitmix64 ------------------------------------------ */
+
+static uint64_t mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double uni(uint64_t *s) { return (double)(mix(s) >> 11) * (1.0 / 9007199254740992.0); }
+static int below(uint64_t *s, int n) { return n > 0 ? (int)(uni(s) * n) : 0; }
+
+/* ---- the batch queue and its loaders --------------------------------------- */
+
+typedef struct batch {
+    long index; /* -1 = empty */
+    float *x, *t;
+    uint8_t *v;
+} batch;
+
+typedef struct loader_ctx {
+    const gseg_train_params *p;
+    gseg__tdata *d;
+    const int *train_idx;
+    int ntrain;
+    double *weights; /* cumulative, per training scene */
+    const char *const *bands;
+    int nb;
+    const double *mean, *sd;
+    int T, B, nloaders;
+    batch *slots;
+    int depth;
+    long next_needed; /* batches below this were consumed */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    gseg_status err;
+    char errmsg[512];
+    double wait_s;
+} loader_ctx;
+
+typedef struct loader {
+    loader_ctx *c;
+    int id;
+    gseg_scene **scenes;
+    GDALDatasetH *masks;
+    float *tile;
+    uint8_t *valid, *mask;
+} loader;
+
+/* Rotates/flips a square T x T plane in place (k quarter turns, then a
+ * mirror), using tmp. */
+static void orient_f(float *a, float *tmp, int T, int k, int flip)
+{
+    for (int y = 0; y < T; y++)
+        for (int x = 0; x < T; x++) {
+            int sx = x, sy = y, t;
+            for (int r = 0; r < k; r++) {
+                t = sx;
+                sx = T - 1 - sy;
+                sy = t;
+            }
+            if (flip) sx = T - 1 - sx;
+            tmp[(size_t)y * T + x] = a[(size_t)sy * T + sx];
+        }
+    memcpy(a, tmp, (size_t)T * T * sizeof *a);
+}
+
+static gseg_status make_sample(loader *L, uint64_t *rng, float *x, float *t, uint8_t *v)
+{
+    loader_ctx *c = L->c;
+    int T = c->T, nb = c->nb;
+    size_t plane = (size_t)T * T;
+    double r = uni(rng) * c->weights[c->ntrain - 1];
+    int k = 0;
+    while (k < c->ntrain - 1 && c->weights[k] < r) k++;
+    int si = c->train_idx[k];
+    gseg__tscene *s = &c->d->scenes[si];
+    if (!L->scenes[si]) {
+        gseg_scene_params sp = gseg_scene_params_default();
+        sp.bands = c->bands;
+        const char *pth[1] = {s->image};
+        gseg_status st = gseg_scene_open(pth, 1, &sp, &L->scenes[si]);
+        if (st != GSEG_OK) return st;
+        L->masks[si] = GDALOpenEx(s->mask, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+        if (!L->masks[si]) return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot open mask", s->mask);
+    }
+    int W = s->width, H = s->height;
+    int wx, wy;
+    if (s->nglacier && uni(rng) < c->p->glacier_share) {
+        int g = below(rng, s->nglacier);
+        int cx = s->glacier_blocks[2 * g] + below(rng, 32), cy = s->glacier_blocks[2 * g + 1] + below(rng, 32);
+        wx = cx - T / 2 + below(rng, T / 2) - T / 4;
+        wy = cy - T / 2 + below(rng, T / 2) - T / 4;
+    } else {
+        wx = below(rng, W - T + 1 > 0 ? W - T + 1 : 1);
+        wy = below(rng, H - T + 1 > 0 ? H - T + 1 : 1);
+    }
+    if (wx > W - T) wx = W - T;
+    if (wy > H - T) wy = H - T;
+    if (wx < 0) wx = 0;
+    if (wy < 0) wy = 0;
+    gseg_window win = {wx, wy, W - wx < T ? W - wx : T, H - wy < T ? H - wy : T};
+    gseg_status st = gseg_scene_read(L->scenes[si], win, T, T, x, v, NULL);
+    if (st != GSEG_OK) return st;
+    memset(L->mask, s->mask_nodata, plane);
+    if (GDALRasterIO(GDALGetRasterBand(L->masks[si], 1), GF_Read, win.x, win.y, win.w, win.h,
+                     L->mask, win.w, win.h, GDT_Byte, 1, T) != CE_None)
+        return gseg__gdal_err(GSEG_ERR_IO, "%s: read error", s->mask);
+    int binary = c->p->nclasses == 2;
+    for (size_t i = 0; i < plane; i++) {
+        int m = L->mask[i];
+        if (m == s->mask_nodata) v[i] = 0;
+        t[i] = binary ? (float)(m > 0 && v[i]) : (float)(v[i] ? m : 0);
+    }
+    /* Normalise; brightness/contrast jitter on valid pixels. */
+    double gain = 1.0 + 0.2 * (uni(rng) - 0.5), bias = 0.2 * (uni(rng) - 0.5);
+    for (int b = 0; b < nb; b++) {
+        float *xb = x + (size_t)b * plane, mu = (float)c->mean[b], inv = (float)(1.0 / c->sd[b]);
+        for (size_t i = 0; i < plane; i++)
+            xb[i] = v[i] ? (float)(((xb[i] - mu) * inv) * gain + bias) : 0.0f;
+    }
+    int turns = below(rng, 4), flip = below(rng, 2);
+    if (turns || flip) {
+        for (int b = 0; b < nb; b++) orient_f(x + (size_t)b * plane, L->tile, T, turns, flip);
+        orient_f(t, L->tile, T, turns, flip);
+        float *vf = L->tile + plane; /* second half of tmp holds v as float */
+        for (size_t i = 0; i < plane; i++) vf[i] = v[i];
+        orient_f(vf, L->tile, T, turns, flip);
+        for (size_t i = 0; i < plane; i++) v[i] = vf[i] > 0.5f;
+    }
+    return GSEG_OK;
+}
+
+static void *loader_main(void *arg)
+{
+    loader *L = arg;
+    loader_ctx *c = L->c;
+    size_t plane = (size_t)c->T * c->T;
+    for (long b = L->id;; b += c->nloaders) {
+        pthread_mutex_lock(&c->mu);
+        while (!c->stop && b - c->next_needed >= c->depth) pthread_cond_wait(&c->cv, &c->mu);
+        int stop = c->stop;
+        pthread_mutex_unlock(&c->mu);
+        if (stop) break;
+        batch *s = &c->slots[b % c->depth];
+        uint64_t rng = c->p->seed * 0x9e3779b97f4a7c15ull + (uint64_t)b * 0xd1b54a32d192ed03ull;
+        mix(&rng);
+        gseg_status st = GSEG_OK;
+        for (int i = 0; i < c->B && st == GSEG_OK; i++)
+            st = make_sample(L, &rng, s->x + (size_t)i * c->nb * plane, s->t + (size_t)i * plane,
+                             s->v + (size_t)i * plane);
+        pthread_mutex_lock(&c->mu);
+        if (st != GSEG_OK && c->err == GSEG_OK) {
+            c->err = st;
+            snprintf(c->errmsg, sizeof c->errmsg, "%s", gseg_last_error());
+        }
+        s->index = st == GSEG_OK ? b : -2;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        if (st != GSEG_OK) break;
+    }
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Waits for batch b; NULL on a loader error (message set). */
+static batch *take(loader_ctx *c, long b)
+{
+    double t0 = now_s();
+    batch *s = &c->slots[b % c->depth];
+    pthread_mutex_lock(&c->mu);
+    while (s->index != b && c->err == GSEG_OK) pthread_cond_wait(&c->cv, &c->mu);
+    gseg_status err = c->err;
+    pthread_mutex_unlock(&c->mu);
+    c->wait_s += now_s() - t0;
+    if (s->index != b) {
+        gseg__err(err, "%s", c->errmsg);
+        return NULL;
+    }
+    return s;
+}
+
+static void release(loader_ctx *c, long b)
+{
+    pthread_mutex_lock(&c->mu);
+    c->next_needed = b + 1;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- validation -------------------------------------------------------------- */
+
+/* Adds the confusion matrix conf[K][K] (truth x prediction) of the val
+ * scenes, tile by tile (padded at the edges). */
+static gseg_status validate(gseg__net *net, gseg__tdata *d, const char *const *bands, int nb,
+                            const double *mean, const double *sd, int K, int T, long long *conf)
+{
+    size_t plane = (size_t)T * T;
+    int outs = K == 2 ? 1 : K;
+    float *x = gseg__malloc((size_t)nb * plane, sizeof *x), *y = gseg__malloc((size_t)outs * plane, sizeof *y);
+    uint8_t *v = gseg__malloc(plane, 1), *m = gseg__malloc(plane, 1);
+    gseg_status st = x && y && v && m ? GSEG_OK : GSEG_ERR_NOMEM;
+    memset(conf, 0, (size_t)K * K * sizeof *conf);
+    gseg_scene_params sp = gseg_scene_params_default();
+    sp.bands = bands;
+    for (int i = 0; i < d->n && st == GSEG_OK; i++) {
+        gseg__tscene *s = &d->scenes[i];
+        if (!s->val) continue;
+        gseg_scene *img = NULL;
+        const char *pth[1] = {s->image};
+        st = gseg_scene_open(pth, 1, &sp, &img);
+        GDALDatasetH md = st == GSEG_OK ? GDALOpenEx(s->mask, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL) : NULL;
+        if (st == GSEG_OK && !md) st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot open mask", s->mask);
+        for (int y0 = 0; y0 < s->height && st == GSEG_OK; y0 += T)
+            for (int x0 = 0; x0 < s->width && st == GSEG_OK; x0 += T) {
+                gseg_window win = {x0, y0, s->width - x0 < T ? s->width - x0 : T,
+                                   s->height - y0 < T ? s->height - y0 : T};
+                st = gseg_scene_read(img, win, T, T, x, v, NULL);
+                if (st != GSEG_OK) break;
+                if (GDALRasterIO(GDALGetRasterBand(md, 1), GF_Read, win.x, win.y, win.w, win.h, m,
+                                 win.w, win.h, GDT_Byte, 1, T) != CE_None) {
+                    st = gseg__gdal_err(GSEG_ERR_IO, "%s: read error", s->mask);
+                    break;
+                }
+                for (int b = 0; b < nb; b++)
+                    for (size_t k = 0; k < plane; k++) {
+                        float *xb = x + (size_t)b * plane;
+                        xb[k] = v[k] ? (float)((xb[k] - mean[b]) / sd[b]) : 0.0f;
+                    }
+                st = gseg__net_forward(net, x, 1, nb, T, T, y, 0);
+                for (int yy = 0; yy < win.h && st == GSEG_OK; yy++)
+                    for (int xx = 0; xx < win.w; xx++) {
+                        size_t k = (size_t)yy * T + xx;
+                        int truth = m[k];
+                        if (!v[k] || truth == s->mask_nodata) continue;
+                        if (K == 2) truth = truth > 0;
+                        int pred = 0;
+                        if (outs == 1) {
+                            pred = y[k] > 0.5f;
+                        } else {
+                            for (int c = 1; c < outs; c++)
+                                if (y[(size_t)c * plane + k] > y[(size_t)pred * plane + k]) pred = c;
+                        }
+                        if (truth < K) conf[truth * K + pred]++;
+                    }
+            }
+        if (md) GDALClose(md);
+        gseg_scene_free(img);
+    }
+    free(x);
+    free(y);
+    free(v);
+    free(m);
+    return st;
+}
+
+static double iou_of(const long long *conf, int K, int c)
+{
+    long long tp = conf[c * K + c], fp = 0, fn = 0;
+    for (int j = 0; j < K; j++)
+        if (j != c) {
+            fp += conf[j * K + c];
+            fn += conf[c * K + j];
+        }
+    return tp + fp + fn ? (double)tp / (double)(tp + fp + fn) : NAN;
+}
+
+/* ---- the run ---------------------------------------------------------------- */
+
+static char *sibling(const char *out, const char *suffix)
+{
+    size_t n = strlen(out);
+    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+    size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - out) : n;
+    char *s = gseg__malloc(stem + strlen(suffix) + 1, 1);
+    if (s) {
+        memcpy(s, out, stem);
+        strcpy(s + stem, suffix);
+    }
+    return s;
+}
+
+gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, void *user,
+                       gseg_train_stats *stats)
+{
+    if (!p || !p->output || !*p->output) return gseg__err(GSEG_ERR_ARG, "no output model given (-o MODEL.gseg)");
+    if (p->tile < 32 || p->tile > 4096 || p->batch < 1 || p->loaders < 1 || p->nclasses < 2 ||
+        p->nclasses > 255 || !(p->lr > 0))
+        return gseg__err(GSEG_ERR_ARG, "training: tile 32..4096, batch >= 1, classes 2..255, lr > 0");
+    gseg_train_stats S;
+    memset(&S, 0, sizeof S);
+    g_stop = 0;
+    gseg__tdata d;
+    gseg_status st = gseg__tdata_discover(&d, p->data ? p->data : "dataset");
+    if (st != GSEG_OK) return st;
+    int nb = 0;
+    char **names = NULL;
+    double *mean = NULL, *sd = NULL;
+    gseg_model *m = NULL;
+    loader_ctx c;
+    memset(&c, 0, sizeof c);
+    loader *L = NULL;
+    pthread_t *th = NULL;
+    int nthreads = 0;
+    int *train_idx = NULL;
+    FILE *mf = NULL;
+    char *last_path = NULL, *metrics_path = NULL;
+    int ntrain = 0, nval = 0;
+
+    st = gseg__tdata_prepare(&d, p->bands, p->nclasses, &nb, &names);
+    /* Validation split: val/ if present, else a seeded share of scenes. */
+    if (st == GSEG_OK && !d.has_val && d.n > 1 && p->val_fraction > 0) {
+        int want = (int)ceil(p->val_fraction * d.n);
+        if (want >= d.n) want = d.n - 1;
+        uint64_t r = p->seed ^ 0x5eedull;
+        for (int k = 0; k < want;) {
+            int i = below(&r, d.n);
+            if (!d.scenes[i].val) {
+                d.scenes[i].val = 1;
+                k++;
+            }
+        }
+    }
+    train_idx = st == GSEG_OK ? gseg__calloc((size_t)d.n, sizeof *train_idx) : NULL;
+    c.weights = st == GSEG_OK ? gseg__calloc((size_t)d.n, sizeof *c.weights) : NULL;
+    if (st == GSEG_OK && (!train_idx || !c.weights)) st = GSEG_ERR_NOMEM;
+    long long train_px = 0;
+    for (int i = 0; i < d.n && st == GSEG_OK; i++) {
+        if (d.scenes[i].val) {
+            nval++;
+            continue;
+        }
+        train_px += (long long)d.scenes[i].width * d.scenes[i].height;
+        c.weights[ntrain] = (double)train_px;
+        train_idx[ntrain++] = i;
+    }
+    if (st == GSEG_OK && ntrain == 0) st = gseg__err(GSEG_ERR_ARG, "%s: no training scenes", p->data);
+
+    mean = gseg__calloc((size_t)nb + 1, sizeof *mean);
+    sd = gseg__calloc((size_t)nb + 1, sizeof *sd);
+    if (st == GSEG_OK && (!mean || !sd)) st = GSEG_ERR_NOMEM;
+    if (st == GSEG_OK) {
+        if (progress) progress(0.0, "computing band statistics", user);
+        st = gseg__tdata_stats(&d, (const char *const *)names, nb, mean, sd);
+    }
+    if (st == GSEG_OK) {
+        gseg_model_def def = gseg_model_def_default();
+        def.encoder = p->encoder ? p->encoder : "resnet50";
+        def.nbands = nb;
+        def.bands = (const char *const *)names;
+        def.mean = mean;
+        def.std = sd;
+        def.nclasses = p->nclasses;
+        def.classes = p->classes;
+        def.tile = p->tile;
+        def.overlap = p->tile / 8;
+        def.seed = p->seed;
+        st = gseg_model_new(&def, &p->model_options, &m);
+    }
+    if (st == GSEG_OK && p->init_encoder) st = gseg_model_init_encoder(m, p->init_encoder);
+    gseg__net *net = m ? gseg__netmodel_net(m) : NULL;
+    if (st == GSEG_OK)
+        st = gseg__net_prepare(net, p->model_options.device, GSEG_PRECISION_FP32,
+                               p->model_options.threads, 0);
+    if (st == GSEG_OK) st = gseg__net_train_setup(net, p->lr, p->weight_decay);
+
+    /* Steps: --steps, else epochs x (training pixels / tile area / batch). */
+    int steps_per_epoch = p->steps_per_epoch > 0
+                              ? p->steps_per_epoch
+                              : (int)fmax(1.0, ceil((double)train_px / ((double)p->tile * p->tile) / p->batch));
+    long total = p->steps > 0 ? p->steps : (long)p->epochs * steps_per_epoch;
+    int epochs = (int)((total + steps_per_epoch - 1) / steps_per_epoch);
+    long warmup = p->warmup >= 0 ? p->warmup : total / 20;
+
+    /* Loaders. */
+    size_t plane = (size_t)p->tile * p->tile;
+    if (st == GSEG_OK) {
+        c.p = p;
+        c.d = &d;
+        c.train_idx = train_idx;
+        c.ntrain = ntrain;
+        c.bands = (const char *const *)names;
+        c.nb = nb;
+        c.mean = mean;
+        c.sd = sd;
+        c.T = p->tile;
+        c.B = p->batch;
+        c.nloaders = p->loaders;
+        c.depth = 2 * p->loaders;
+        c.slots = gseg__calloc((size_t)c.depth, sizeof *c.slots);
+        L = gseg__calloc((size_t)p->loaders, sizeof *L);
+        th = gseg__calloc((size_t)p->loaders, sizeof *th);
+        if (!c.slots || !L || !th) st = GSEG_ERR_NOMEM;
+        for (int i = 0; i < c.depth && st == GSEG_OK; i++) {
+            c.slots[i].index = -1;
+            c.slots[i].x = gseg__malloc((size_t)p->batch * nb * plane, sizeof(float));
+            c.slots[i].t = gseg__malloc((size_t)p->batch * plane, sizeof(float));
+            c.slots[i].v = gseg__malloc((size_t)p->batch * plane, 1);
+            if (!c.slots[i].x || !c.slots[i].t || !c.slots[i].v) st = GSEG_ERR_NOMEM;
+        }
+        pthread_mutex_init(&c.mu, NULL);
+        pthread_cond_init(&c.cv, NULL);
+        for (int i = 0; i < p->loaders && st == GSEG_OK; i++) {
+            L[i].c = &c;
+            L[i].id = i;
+            L[i].scenes = gseg__calloc((size_t)d.n, sizeof *L[i].scenes);
+            L[i].masks = gseg__calloc((size_t)d.n, sizeof *L[i].masks);
+            L[i].tile = gseg__malloc(2 * plane, sizeof(float));
+            L[i].mask = gseg__malloc(plane, 1);
+            if (!L[i].scenes || !L[i].masks || !L[i].tile || !L[i].mask) {
+                st = GSEG_ERR_NOMEM;
+                break;
+            }
+            if (pthread_create(&th[i], NULL, loader_main, &L[i]) != 0) {
+                st = gseg__err(GSEG_ERR_INTERNAL, "cannot start a loader thread");
+                break;
+            }
+            nthreads++;
+        }
+    }
+    if (st == GSEG_OK) {
+        last_path = sibling(p->output, ".last.gseg");
+        metrics_path = p->metrics ? gseg__strdup(p->metrics) : sibling(p->output, ".metrics.csv");
+        if (!last_path || !metrics_path) st = GSEG_ERR_NOMEM;
+    }
+    int jsonl = 0;
+    if (st == GSEG_OK) {
+        size_t n = strlen(metrics_path);
+        jsonl = n > 6 && strcmp(metrics_path + n - 6, ".jsonl") == 0;
+        mf = fopen(metrics_path, "w");
+        if (!mf) st = gseg__err(GSEG_ERR_IO, "%s: cannot write metrics", metrics_path);
+        else if (!jsonl) fprintf(mf, "epoch,step,lr,train_loss,val_miou,val_iou_glacier,seconds,samples_per_s\n");
+    }
+
+    /* Training. */
+    int K = p->nclasses, best_epoch = 0, stale = 0;
+    double best = -1, t0 = now_s(), loss_sum = 0;
+    long long *conf = gseg__calloc((size_t)K * K, sizeof *conf);
+    if (st == GSEG_OK && !conf) st = GSEG_ERR_NOMEM;
+    long step = 0;
+    for (int ep = 1; ep <= epochs && st == GSEG_OK; ep++) {
+        int nloss = 0;
+        loss_sum = 0;
+        for (int k = 0; k < steps_per_epoch && step < total && st == GSEG_OK; k++, step++) {
+            if (g_stop) {
+                st = gseg__err(GSEG_ERR_CANCELLED, "interrupted at step %ld; last weights in %s",
+                               step, last_path);
+                break;
+            }
+            double lr = step < warmup ? p->lr * (double)(step + 1) / (double)warmup
+                                      : 0.5 * p->lr * (1 + cos(M_PI * (double)(step - warmup) /
+                                                               (double)fmax(1, total - warmup)));
+            st = gseg__net_set_lr(net, lr);
+            batch *b = st == GSEG_OK ? take(&c, step) : NULL;
+            if (!b) {
+                if (st == GSEG_OK) st = gseg__err(c.err ? c.err : GSEG_ERR_INTERNAL, "%s", gseg_last_error());
+                break;
+            }
+            double loss = 0;
+            st = gseg__net_train_step(net, b->x, p->batch, nb, p->tile, p->tile, b->t, b->v, &loss);
+            release(&c, step);
+            loss_sum += loss;
+            nloss++;
+            S.final_loss = loss;
+            if (progress) {
+                double el = now_s() - t0, rate = (double)(step + 1) * p->batch / el;
+                double eta = (double)(total - step - 1) * p->batch / rate;
+                char msg[200];
+                snprintf(msg, sizeof msg, "epoch %d/%d step %ld/%ld loss %.4f lr %.2e %.1f samples/s ETA %.0f s",
+                         ep, epochs, step + 1, total, loss, lr, rate, eta);
+                if (!progress((double)(step + 1) / (double)total, msg, user))
+                    g_stop = 1;
+            }
+        }
+        if (st != GSEG_OK && st != GSEG_ERR_CANCELLED) break;
+        /* Validation, checkpoints, metrics. */
+        double miou = NAN, giou = NAN;
+        gseg_status vst = GSEG_OK;
+        if (nval) {
+            vst = validate(net, &d, (const char *const *)names, nb, mean, sd, K, p->tile, conf);
+            if (vst == GSEG_OK) {
+                double s = 0;
+                int n = 0;
+                for (int k = 0; k < K; k++) {
+                    double v = iou_of(conf, K, k);
+                    if (!isnan(v)) s += v, n++;
+                }
+                miou = n ? s / n : NAN;
+                giou = iou_of(conf, K, 1);
+            }
+        }
+        if (vst != GSEG_OK) {
+            st = vst;
+            break;
+        }
+        double el = now_s() - t0;
+        char prov[1024];
+        snprintf(prov, sizeof prov,
+                 "{\"gseg_version\": \"%s\", \"source\": \"trained by gseg-train\", \"training\": "
+                 "{\"epochs\": %d, \"steps\": %ld, \"batch\": %d, \"tile\": %d, \"lr\": %g, "
+                 "\"seed\": %llu, \"train_scenes\": %d, \"val_scenes\": %d, \"val_miou\": %.6f, "
+                 "\"val_iou_glacier\": %.6f, \"seconds\": %.1f}}",
+                 gseg_version(), ep, step, p->batch, p->tile, p->lr, p->seed, ntrain, nval,
+                 isnan(miou) ? -1.0 : miou, isnan(giou) ? -1.0 : giou, el);
+        gseg_status cst = gseg_model_set_provenance(m, prov);
+        if (cst == GSEG_OK) cst = gseg_model_save(m, last_path);
+        int improved = nval == 0 || (!isnan(miou) && miou > best);
+        if (cst == GSEG_OK && improved) {
+            best = isnan(miou) ? best : miou;
+            best_epoch = ep;
+            stale = 0;
+            cst = gseg_model_save(m, p->output);
+        } else {
+            stale++;
+        }
+        if (cst != GSEG_OK) {
+            st = cst;
+            break;
+        }
+        double rate = (double)step * p->batch / el;
+        if (jsonl)
+            fprintf(mf, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"val_miou\": %.6f, "
+                        "\"val_iou_glacier\": %.6f, \"seconds\": %.2f, \"samples_per_s\": %.3f}\n",
+                    ep, step, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
+        else
+            fprintf(mf, "%d,%ld,%.3e,%.6f,%.6f,%.6f,%.2f,%.3f\n", ep, step,
+                    p->lr, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
+        fflush(mf);
+        if (progress) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "epoch %d/%d: train loss %.4f, val mIoU %.4f, glacier IoU %.4f%s",
+                     ep, epochs, nloss ? loss_sum / nloss : NAN, miou, giou, improved ? " (best)" : "");
+            progress((double)step / (double)total, msg, user);
+        }
+        S.epochs = ep;
+        if (st == GSEG_ERR_CANCELLED) break;
+        if (p->patience > 0 && stale >= p->patience) break;
+    }
+    S.steps = step;
+    S.best_miou = best;
+    S.best_epoch = best_epoch;
+    S.seconds = now_s() - t0;
+    S.samples_per_s = S.seconds > 0 ? (double)step * p->batch / S.seconds : 0;
+    S.wait_share = S.seconds > 0 ? c.wait_s / S.seconds : 0;
+
+    /* Stop the loaders. */
+    if (nthreads) {
+        pthread_mutex_lock(&c.mu);
+        c.stop = 1;
+        pthread_cond_broadcast(&c.cv);
+        pthread_mutex_unlock(&c.mu);
+        for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
+    }
+    for (int i = 0; L && i < p->loaders; i++) {
+        for (int k = 0; L[i].scenes && k < d.n; k++) {
+            gseg_scene_free(L[i].scenes[k]);
+            if (L[i].masks[k]) GDALClose(L[i].masks[k]);
+        }
+        free(L[i].scenes);
+        free(L[i].masks);
+        free(L[i].tile);
+        free(L[i].mask);
+    }
+    if (c.slots) {
+        pthread_mutex_destroy(&c.mu);
+        pthread_cond_destroy(&c.cv);
+        for (int i = 0; i < c.depth; i++) {
+            free(c.slots[i].x);
+            free(c.slots[i].t);
+            free(c.slots[i].v);
+        }
+    }
+    free(c.slots);
+    free(L);
+    free(th);
+    if (mf) fclose(mf);
+    free(conf);
+    free(last_path);
+    free(metrics_path);
+    free(train_idx);
+    free(c.weights);
+    free(mean);
+    free(sd);
+    for (int i = 0; names && names[i]; i++) free(names[i]);
+    free(names);
+    gseg_model_free(m);
+    gseg__tdata_free(&d);
+    if (stats) *stats = S;
+    return st;
+}
