@@ -1,0 +1,246 @@
+/* check_train.c — gseg-train: dataset discovery (folders, zip and tar
+ * archives, stem matching), refusal of bad masks, the loss falling, the
+ * same seed giving the same weights, checkpoints and metrics.
+ * libtorch's thread pool does not survive fork(): CK_FORK=no. */
+#include "testutil.h"
+
+#include "internal.h"
+#include "train.h"
+
+#include <cpl_conv.h>
+#include <gdal.h>
+#include <ogr_srs_api.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dir;
+
+static const char *path(const char *name)
+{
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+/* dataset/{train,val}/{images,masks}/scene_N.tif: small synthetic scenes. */
+static void make_dataset(const char *root, int ntrain, int nval, int size)
+{
+    ck_assert_int_eq(tu_system("mkdir -p %s/train/images %s/train/masks", root, root), 0);
+    if (nval) ck_assert_int_eq(tu_system("mkdir -p %s/val/images %s/val/masks", root, root), 0);
+    for (int i = 0; i < ntrain + nval; i++) {
+        gseg_synth_params sp = gseg_synth_params_default();
+        sp.width = sp.height = size;
+        sp.seed = (unsigned long)(11 + i);
+        char img[1100], mask[1100];
+        const char *part = i < ntrain ? "train" : "val";
+        snprintf(img, sizeof img, "%s/%s/images/scene_%d.tif", root, part, i);
+        snprintf(mask, sizeof mask, "%s/%s/masks/scene_%d.tif", root, part, i);
+        ck_gseg(gseg_synth_scene(&sp, img, mask, NULL));
+    }
+}
+
+static void setup(void)
+{
+    gseg_init();
+    free(dir);
+    dir = tu_tmpdir("check_train");
+}
+
+START_TEST(test_discovery_layouts_and_archives)
+{
+    char root[1024];
+    snprintf(root, sizeof root, "%s", path("ds"));
+    make_dataset(root, 2, 1, 64);
+    gseg__tdata d;
+    ck_gseg(gseg__tdata_discover(&d, root));
+    ck_assert_int_eq(d.n, 3);
+    ck_assert_int_eq(d.has_val, 1);
+    ck_assert_int_eq(d.scenes[2].val, 1);
+    ck_assert_ptr_nonnull(strstr(d.scenes[0].mask, "train/masks/scene_0.tif"));
+    gseg__tdata_free(&d);
+    /* The same inside a zip and a tar.gz, read in place. */
+    ck_assert_int_eq(tu_system("cd %s && zip -qr ds.zip ds && tar czf ds.tar.gz ds", dir), 0);
+    char zip[1100], tgz[1100];
+    snprintf(zip, sizeof zip, "/vsizip/%s/ds.zip/ds", dir);
+    snprintf(tgz, sizeof tgz, "/vsitar/%s/ds.tar.gz/ds", dir);
+    ck_gseg(gseg__tdata_discover(&d, zip));
+    ck_assert_int_eq(d.n, 3);
+    int nb;
+    char **names = NULL;
+    ck_gseg(gseg__tdata_prepare(&d, NULL, 2, &nb, &names));
+    ck_assert_int_eq(nb, 7);
+    ck_assert_str_eq(names[4], "swir1");
+    for (int i = 0; names[i]; i++) free(names[i]);
+    free(names);
+    gseg__tdata_free(&d);
+    ck_gseg(gseg__tdata_discover(&d, tgz));
+    ck_assert_int_eq(d.n, 3);
+    gseg__tdata_free(&d);
+    /* images/ + masks/ without train/: all training scenes. */
+    ck_assert_int_eq(tu_system("mkdir -p %s/flat && cp -r %s/train/images %s/train/masks %s/flat/",
+                               dir, root, root, dir), 0);
+    ck_gseg(gseg__tdata_discover(&d, path("flat")));
+    ck_assert_int_eq(d.n, 2);
+    ck_assert_int_eq(d.has_val, 0);
+    gseg__tdata_free(&d);
+    /* A missing mask, a missing folder. */
+    ck_assert_int_eq(tu_system("rm %s/flat/masks/scene_1.tif", dir), 0);
+    ck_assert_int_eq(gseg__tdata_discover(&d, path("flat")), GSEG_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "scene_1"));
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "stem"));
+    ck_assert_int_eq(gseg__tdata_discover(&d, path("nowhere")), GSEG_ERR_IO);
+}
+END_TEST
+
+/* Rewrites mask 0 of a dataset with GDAL: a different size, a shifted
+ * grid, another CRS, or an out-of-range class value. */
+static void bad_mask(const char *root, int kind)
+{
+    char mask[1100], img[1100];
+    snprintf(mask, sizeof mask, "%s/train/masks/scene_0.tif", root);
+    snprintf(img, sizeof img, "%s/train/images/scene_0.tif", root);
+    if (kind == 0)
+        ck_assert_int_eq(tu_system("gdal_translate -q -srcwin 0 0 60 64 %s %s.tmp.tif && mv %s.tmp.tif %s",
+                                   mask, mask, mask, mask), 0);
+    else if (kind == 1)
+        ck_assert_int_eq(tu_system("gdal_edit.py -a_ullr 0 64 64 0 %s 2>/dev/null || "
+                                   "/usr/bin/python3 -c \"from osgeo import gdal; d=gdal.Open('%s',1); "
+                                   "d.SetGeoTransform((0,1,0,64,0,-1))\"", mask, mask), 0);
+    else if (kind == 2)
+        ck_assert_int_eq(tu_system("/usr/bin/python3 -c \"from osgeo import gdal, osr; d=gdal.Open('%s',1); "
+                                   "s=osr.SpatialReference(); s.ImportFromEPSG(32644); "
+                                   "d.SetSpatialRef(s)\"", mask), 0);
+    else
+        ck_assert_int_eq(tu_system("/usr/bin/python3 -c \"from osgeo import gdal; d=gdal.Open('%s',1); "
+                                   "b=d.GetRasterBand(1); import numpy as np; a=b.ReadAsArray(); "
+                                   "a[5,7]=3; b.WriteArray(a)\"", mask), 0);
+    (void)img;
+}
+
+START_TEST(test_bad_masks_refused)
+{
+    const char *what[] = {"60x64", "grid", "CRS", "value 3"};
+    for (int kind = 0; kind < 4; kind++) {
+        char root[1024];
+        snprintf(root, sizeof root, "%s/bad%d", dir, kind);
+        make_dataset(root, 1, 0, 64);
+        bad_mask(root, kind);
+        gseg__tdata d;
+        ck_gseg(gseg__tdata_discover(&d, root));
+        int nb;
+        char **names = NULL;
+        gseg_status st = gseg__tdata_prepare(&d, NULL, 2, &nb, &names);
+        ck_assert_int_eq(st, GSEG_ERR_FORMAT);
+        ck_assert_msg(strstr(gseg_last_error(), what[kind]) != NULL, "'%s' lacks '%s'",
+                      gseg_last_error(), what[kind]);
+        ck_assert_ptr_nonnull(strstr(gseg_last_error(), "scene_0"));
+        for (int i = 0; names && names[i]; i++) free(names[i]);
+        free(names);
+        gseg__tdata_free(&d);
+    }
+}
+END_TEST
+
+static gseg_train_params small_run(const char *root, const char *out)
+{
+    gseg_train_params p = gseg_train_params_default();
+    p.data = root;
+    p.output = out;
+    p.encoder = "resnet18";
+    p.tile = 64;
+    p.batch = 4;
+    p.steps = 30;
+    p.steps_per_epoch = 10;
+    p.lr = 2e-3;
+    p.loaders = 2;
+    p.model_options.threads = 1;
+    p.seed = 5;
+    return p;
+}
+
+START_TEST(test_training_learns_and_is_reproducible)
+{
+    char root[1024], out1[1024], out2[1024];
+    snprintf(root, sizeof root, "%s", path("ds"));
+    make_dataset(root, 3, 1, 128);
+    snprintf(out1, sizeof out1, "%s", path("a.gseg"));
+    snprintf(out2, sizeof out2, "%s", path("b.gseg"));
+    gseg_train_params p = small_run(root, out1);
+    p.metrics = path("a.jsonl");
+    gseg_train_stats s1, s2;
+    ck_gseg(gseg_train(&p, NULL, NULL, &s1));
+    fprintf(stderr, "train: %ld steps, final loss %.4f, best val mIoU %.4f (epoch %d), %.2f samples/s, "
+                    "%.1f %% waiting for data\n",
+            s1.steps, s1.final_loss, s1.best_miou, s1.best_epoch, s1.samples_per_s,
+            100 * s1.wait_share);
+    ck_assert_int_eq(s1.steps, 30);
+    ck_assert_int_eq(s1.epochs, 3);
+    ck_assert(s1.best_miou > 0 && s1.best_miou <= 1);
+    /* Metrics: one JSON line per epoch, the loss falling. */
+    FILE *f = fopen(path("a.jsonl"), "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    double first = -1, last = -1;
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *l = strstr(line, "\"train_loss\": ");
+        ck_assert_ptr_nonnull(l);
+        double v = atof(l + 14);
+        if (first < 0) first = v;
+        last = v;
+        lines++;
+    }
+    fclose(f);
+    ck_assert_int_eq(lines, 3);
+    fprintf(stderr, "train: epoch loss %.4f -> %.4f\n", first, last);
+    ck_assert_msg(last < first, "loss did not fall: %g -> %g", first, last);
+    /* Checkpoints: the best model opens and names its bands; last exists. */
+    gseg_model *m = NULL;
+    ck_gseg(gseg_model_open(out1, NULL, &m));
+    ck_assert_int_eq(gseg_model_nbands(m), 7);
+    ck_assert_str_eq(gseg_model_band(m, 1), "green");
+    ck_assert_int_eq(gseg_model_tile(m), 64);
+    char *js = gseg_model_describe(m, 1);
+    ck_assert_ptr_nonnull(strstr(js, "\"val_miou\""));
+    gseg_free(js);
+    gseg_model_free(m);
+    ck_assert_int_eq(tu_system("test -s %s", path("a.last.gseg")), 0);
+    /* Same seed, same threads: the same weights, bit for bit. */
+    p.output = out2;
+    p.metrics = path("b.csv");
+    ck_gseg(gseg_train(&p, NULL, NULL, &s2));
+    gseg_model *a = NULL, *b = NULL;
+    ck_gseg(gseg_model_open(path("a.last.gseg"), NULL, &a));
+    ck_gseg(gseg_model_open(path("b.last.gseg"), NULL, &b));
+    ck_gseg(gseg_model_export(a, path("a.safetensors")));
+    ck_gseg(gseg_model_export(b, path("b.safetensors")));
+    ck_assert_int_eq(tu_system("cmp -s %s %s", path("a.safetensors"), path("b.safetensors")), 0);
+    gseg_model_free(a);
+    gseg_model_free(b);
+    /* The command line: usage errors exit 2, a bad dataset 1. */
+    const char *tool = tu_build("src/tools/gseg-train");
+    ck_assert_int_eq(tu_system("%s --epochs 0 2>/dev/null", tool), 2);
+    ck_assert_int_eq(tu_system("%s --bogus 2>/dev/null", tool), 2);
+    ck_assert_int_eq(tu_system("%s --data %s/none -o %s -q 2>/dev/null", tu_build("src/tools/gseg-train"),
+                               dir, path("x.gseg")), 1);
+}
+END_TEST
+
+Suite *train_suite(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_set_timeout(tc, 1200);
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_discovery_layouts_and_archives);
+    tcase_add_test(tc, test_bad_masks_refused);
+    tcase_add_test(tc, test_training_learns_and_is_reproducible);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tu_run(train_suite()); }
