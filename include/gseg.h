@@ -551,6 +551,10 @@ GSEG_API gseg_status gseg_train(const gseg_train_params *p,
 /* Asks a running gseg_train to stop after its current step, writing the
  * last checkpoint (async-signal-safe: for SIGINT handlers). */
 GSEG_API void gseg_train_interrupt(void);
+/* gseg-evaluate's command line: predicts labelled scenes and compares them
+ * with the truth (see docs); returns the exit code. Works in builds without
+ * libtorch for the NDSI baseline. */
+GSEG_API int gseg_evaluate_tool_main(int argc, char **argv);
 /* gseg-train's command line: parses argv and runs; returns the exit code. */
 GSEG_API int gseg_train_tool_main(int argc, char **argv);
 
