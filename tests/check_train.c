@@ -230,6 +230,24 @@ START_TEST(test_training_learns_and_is_reproducible)
 }
 END_TEST
 
+/* gseg-evaluate's metrics equal scikit-learn's on the same arrays, for the
+ * NDSI baseline on the sample test scenes. */
+START_TEST(test_evaluate_matches_sklearn)
+{
+    char data[1024];
+    snprintf(data, sizeof data, "%s", tu_src("sample_scenes/dataset/test"));
+    ck_assert_int_eq(tu_system("%s --model ndsi:green=green,swir=swir1 --data %s -q --json %s "
+                               "--save-masks %s > %s", tu_build("src/tools/gseg-evaluate"), data,
+                               path("ev.json"), path("pred"), path("ev.txt")), 0);
+    ck_assert_int_eq(tu_system("grep -q 'scene_001.tif' %s", path("ev.txt")), 0);
+    ck_assert_int_eq(tu_system("/usr/bin/python3 %s/eval_peer.py %s %s %s/masks",
+                               tu_src("tests/peers"), path("ev.json"), path("pred"), data), 0);
+    /* A model that does not exist: exit 1, one line. */
+    ck_assert_int_eq(tu_system("%s --model %s --data %s -q 2>/dev/null",
+                               tu_build("src/tools/gseg-evaluate"), path("none.gseg"), data), 1);
+}
+END_TEST
+
 Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -239,6 +257,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_discovery_layouts_and_archives);
     tcase_add_test(tc, test_bad_masks_refused);
     tcase_add_test(tc, test_training_learns_and_is_reproducible);
+    tcase_add_test(tc, test_evaluate_matches_sklearn);
     suite_add_tcase(s, tc);
     return s;
 }
