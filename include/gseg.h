@@ -529,6 +529,10 @@ typedef struct gseg_train_params {
                                     better val mIoU; 0 = never */
     const char *metrics;         /* CSV, or JSON lines if it ends .jsonl;
                                     NULL = <stem>.metrics.csv */
+    double max_seconds;          /* > 0: end (successfully) after the step
+                                    that passes this training time */
+    int resume;                  /* continue from <stem>.last.gseg and its
+                                    optimiser state: the same run, exactly */
     gseg_model_options model_options;
 } gseg_train_params;
 

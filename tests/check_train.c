@@ -230,6 +230,49 @@ START_TEST(test_training_learns_and_is_reproducible)
 }
 END_TEST
 
+static int stop_at_7(double complete, const char *msg, void *user)
+{
+    (void)complete;
+    int *n = user;
+    if (msg && strstr(msg, " step ")) (*n)++;
+    return *n < 7;
+}
+
+/* A run stopped mid-epoch and resumed ends with the same weights as the
+ * run that was never stopped. */
+START_TEST(test_resume_continues_the_same_run)
+{
+    char root[1024], a[1024], b[1024];
+    snprintf(root, sizeof root, "%s", path("ds"));
+    make_dataset(root, 2, 1, 96);
+    snprintf(a, sizeof a, "%s", path("a.gseg"));
+    snprintf(b, sizeof b, "%s", path("b.gseg"));
+    gseg_train_params p = small_run(root, a);
+    p.steps = 20;
+    ck_gseg(gseg_train(&p, NULL, NULL, NULL));
+    p.output = b;
+    int n = 0;
+    ck_assert_int_eq(gseg_train(&p, stop_at_7, &n, NULL), GSEG_ERR_CANCELLED);
+    ck_assert_int_eq(tu_system("ls %s | grep -q 'b.last.7.state'", dir), 0);
+    p.resume = 1;
+    gseg_train_stats s;
+    ck_gseg(gseg_train(&p, NULL, NULL, &s));
+    ck_assert_int_eq(s.steps, 20);
+    ck_assert_int_eq(tu_system("ls %s | grep -c 'b.last.*state' | grep -qx 1", dir), 0);
+    gseg_model *ma = NULL, *mb = NULL;
+    ck_gseg(gseg_model_open(path("a.last.gseg"), NULL, &ma));
+    ck_gseg(gseg_model_open(path("b.last.gseg"), NULL, &mb));
+    ck_gseg(gseg_model_export(ma, path("a.safetensors")));
+    ck_gseg(gseg_model_export(mb, path("b.safetensors")));
+    ck_assert_int_eq(tu_system("cmp -s %s %s", path("a.safetensors"), path("b.safetensors")), 0);
+    gseg_model_free(ma);
+    gseg_model_free(mb);
+    /* Nothing left to do: a clear refusal. */
+    ck_assert_int_eq(gseg_train(&p, NULL, NULL, NULL), GSEG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "nothing to resume"));
+}
+END_TEST
+
 /* gseg-evaluate's metrics equal scikit-learn's on the same arrays, for the
  * NDSI baseline on the sample test scenes. */
 START_TEST(test_evaluate_matches_sklearn)
@@ -258,6 +301,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_bad_masks_refused);
     tcase_add_test(tc, test_training_learns_and_is_reproducible);
     tcase_add_test(tc, test_evaluate_matches_sklearn);
+    tcase_add_test(tc, test_resume_continues_the_same_run);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -71,6 +71,9 @@ gseg_status gseg__netmodel_open(const char *path, const gseg_model_options *opt,
  * their count, 0 for other models. Pointers live as long as m. */
 int gseg__model_classes(const gseg_model *m, const char *const **names,
                         const unsigned char (**rgba)[4]);
+/* Normalisation of input band `band` of a network model (0 and 1 for
+ * others). */
+void gseg__model_norm(const gseg_model *m, int band, double *mean, double *sd);
 struct gseg__net;
 /* The shim network behind a network model, NULL for other models. */
 struct gseg__net *gseg__netmodel_net(gseg_model *m);

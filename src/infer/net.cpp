@@ -710,6 +710,43 @@ try {
 }
 SHIM_CATCH("network: training step")
 
+gseg_status gseg__net_opt_save(gseg__net *net, const char *path)
+try {
+    TORCH_CHECK(net->opt, "no optimiser (call train_setup first)");
+    char *tmp = gseg__tmp_path(path);
+    if (!tmp) return GSEG_ERR_NOMEM;
+    try {
+        torch::save(*net->opt, tmp);
+    }
+    catch (...) {
+        gseg__discard(tmp);
+        free(tmp);
+        throw;
+    }
+    gseg_status st = gseg__commit(tmp, path);
+    free(tmp);
+    return st;
+}
+SHIM_CATCH("writing the optimiser state")
+
+gseg_status gseg__net_opt_load(gseg__net *net, const char *path)
+try {
+    TORCH_CHECK(net->opt, "no optimiser (call train_setup first)");
+    torch::load(*net->opt, path);
+    return GSEG_OK;
+}
+catch (const c10::Error &e) {
+    std::string m = e.what_without_backtrace();
+    m.resize(std::min(m.find('\n'), m.size()));
+    return gseg__err(GSEG_ERR_FORMAT, "%s: cannot read the optimiser state (%s)", path, m.c_str());
+}
+catch (const std::exception &e) {
+    return gseg__err(GSEG_ERR_FORMAT, "%s: cannot read the optimiser state (%s)", path, e.what());
+}
+catch (...) {
+    return gseg__err(GSEG_ERR_FORMAT, "%s: cannot read the optimiser state", path);
+}
+
 int gseg__net_torch_version(void) { return TORCH_VERSION_MAJOR * 100 + TORCH_VERSION_MINOR; }
 
 gseg_status gseg__pickle_tensors(const char *what, const void *bytes, size_t n,

@@ -986,3 +986,10 @@ const char *gseg_model_encoder(const gseg_model *m)
 {
     return m && m->vt == &net_vt ? ((const netimpl *)m->impl)->encoder : NULL;
 }
+
+void gseg__model_norm(const gseg_model *m, int band, double *mean, double *sd)
+{
+    const netimpl *ni = m && m->vt == &net_vt ? m->impl : NULL;
+    *mean = ni && band >= 0 && band < m->nbands ? ni->mean[band] : 0.0;
+    *sd = ni && band >= 0 && band < m->nbands ? ni->std[band] : 1.0;
+}

@@ -46,6 +46,10 @@ static const char usage[] =
     "  --device DEV          cpu (default), cuda, cuda:N\n"
     "  --metrics FILE        CSV, or JSON lines if FILE ends .jsonl\n"
     "                        (default <stem>.metrics.csv)\n"
+    "  --max-time SECONDS    end after the step that passes this training time\n"
+    "                        (validating and checkpointing that epoch)\n"
+    "  --resume              continue the run of <stem>.last.gseg (same options):\n"
+    "                        same data stream, optimiser state and schedule\n"
     "  -q, --quiet           no progress\n"
     "\n"
     "Ctrl-C stops after the current step and keeps the last checkpoint.\n";
@@ -202,6 +206,11 @@ int gseg_train_tool_main(int argc, char **argv)
             p.metrics = v;
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(a, "--max-time")) {
+            NEED();
+            if (!get_num(a, v, 1, 1e9, &p.max_seconds)) BAD();
+        } else if (!strcmp(a, "--resume")) {
+            p.resume = 1;
         } else {
             fprintf(stderr, "gseg-train: unknown option %s\nTry 'gseg-train --help'.\n", a);
             BAD();

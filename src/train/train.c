@@ -14,8 +14,11 @@
  */
 #include "train.h"
 #include "../infer/net.h"
+#include "json.h"
 
 #include <cpl_conv.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
 #include <gdal.h>
 
 #include <math.h>
@@ -191,7 +194,7 @@ static void *loader_main(void *arg)
     loader *L = arg;
     loader_ctx *c = L->c;
     size_t plane = (size_t)c->T * c->T;
-    for (long b = L->id;; b += c->nloaders) {
+    for (long b = c->next_needed + L->id;; b += c->nloaders) {
         pthread_mutex_lock(&c->mu);
         while (!c->stop && b - c->next_needed >= c->depth) pthread_cond_wait(&c->cv, &c->mu);
         int stop = c->stop;
@@ -341,6 +344,37 @@ static char *sibling(const char *out, const char *suffix)
     return s;
 }
 
+/* What a checkpoint says of its run (provenance.training). */
+typedef struct run_state {
+    long steps;
+    int best_epoch, stale;
+    double best;
+    char state_file[1024];
+} run_state;
+
+static gseg_status read_run_state(gseg_model *m, const char *path, run_state *rs)
+{
+    char *js = gseg_model_describe(m, 1);
+    char err[160] = "";
+    gseg__json *doc = js ? gseg__json_parse(js, strlen(js), err, sizeof err) : NULL;
+    free(js);
+    const gseg__json *t = gseg__json_get(gseg__json_get(doc, "provenance"), "training");
+    int64_t v;
+    gseg_status st = GSEG_OK;
+    const char *sf = gseg__json_str(gseg__json_get(t, "state"));
+    if (!t || !gseg__json_int(gseg__json_get(t, "steps"), &v) || !sf)
+        st = gseg__err(GSEG_ERR_FORMAT, "%s: not a gseg-train checkpoint (no training state)", path);
+    else {
+        rs->steps = (long)v;
+        rs->best = gseg__json_num(gseg__json_get(t, "best_miou"));
+        rs->best_epoch = gseg__json_int(gseg__json_get(t, "best_epoch"), &v) ? (int)v : 0;
+        rs->stale = gseg__json_int(gseg__json_get(t, "stale"), &v) ? (int)v : 0;
+        snprintf(rs->state_file, sizeof rs->state_file, "%s", CPLFormFilename(CPLGetPath(path), sf, NULL));
+    }
+    gseg__json_free(doc);
+    return st;
+}
+
 gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, void *user,
                        gseg_train_stats *stats)
 {
@@ -400,11 +434,29 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
     mean = gseg__calloc((size_t)nb + 1, sizeof *mean);
     sd = gseg__calloc((size_t)nb + 1, sizeof *sd);
     if (st == GSEG_OK && (!mean || !sd)) st = GSEG_ERR_NOMEM;
+    run_state rs;
+    memset(&rs, 0, sizeof rs);
+    rs.best = -1;
     if (st == GSEG_OK) {
+        last_path = sibling(p->output, ".last.gseg");
+        if (!last_path) st = GSEG_ERR_NOMEM;
+    }
+    if (st == GSEG_OK && p->resume) {
+        /* The checkpoint carries the model, its normalisation and the run's
+         * position; the data stream is a function of (seed, step). */
+        st = gseg_model_open(last_path, &p->model_options, &m);
+        if (st == GSEG_OK) st = read_run_state(m, last_path, &rs);
+        if (st == GSEG_OK && gseg_model_nbands(m) != nb)
+            st = gseg__err(GSEG_ERR_ARG, "%s: the checkpoint has %d bands, the data %d", last_path,
+                           gseg_model_nbands(m), nb);
+        for (int b = 0; b < nb && st == GSEG_OK; b++) {
+            gseg__model_norm(m, b, &mean[b], &sd[b]);
+        }
+    } else if (st == GSEG_OK) {
         if (progress) progress(0.0, "computing band statistics", user);
         st = gseg__tdata_stats(&d, (const char *const *)names, nb, mean, sd);
     }
-    if (st == GSEG_OK) {
+    if (st == GSEG_OK && !p->resume) {
         gseg_model_def def = gseg_model_def_default();
         def.encoder = p->encoder ? p->encoder : "resnet50";
         def.nbands = nb;
@@ -418,12 +470,13 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         def.seed = p->seed;
         st = gseg_model_new(&def, &p->model_options, &m);
     }
-    if (st == GSEG_OK && p->init_encoder) st = gseg_model_init_encoder(m, p->init_encoder);
+    if (st == GSEG_OK && p->init_encoder && !p->resume) st = gseg_model_init_encoder(m, p->init_encoder);
     gseg__net *net = m ? gseg__netmodel_net(m) : NULL;
     if (st == GSEG_OK)
         st = gseg__net_prepare(net, p->model_options.device, GSEG_PRECISION_FP32,
                                p->model_options.threads, 0);
     if (st == GSEG_OK) st = gseg__net_train_setup(net, p->lr, p->weight_decay);
+    if (st == GSEG_OK && p->resume) st = gseg__net_opt_load(net, rs.state_file);
 
     /* Steps: --steps, else epochs x (training pixels / tile area / batch). */
     int steps_per_epoch = p->steps_per_epoch > 0
@@ -448,6 +501,7 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         c.B = p->batch;
         c.nloaders = p->loaders;
         c.depth = 2 * p->loaders;
+        c.next_needed = rs.steps;
         c.slots = gseg__calloc((size_t)c.depth, sizeof *c.slots);
         L = gseg__calloc((size_t)p->loaders, sizeof *L);
         th = gseg__calloc((size_t)p->loaders, sizeof *th);
@@ -480,29 +534,37 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         }
     }
     if (st == GSEG_OK) {
-        last_path = sibling(p->output, ".last.gseg");
         metrics_path = p->metrics ? gseg__strdup(p->metrics) : sibling(p->output, ".metrics.csv");
-        if (!last_path || !metrics_path) st = GSEG_ERR_NOMEM;
+        if (!metrics_path) st = GSEG_ERR_NOMEM;
     }
     int jsonl = 0;
     if (st == GSEG_OK) {
         size_t n = strlen(metrics_path);
         jsonl = n > 6 && strcmp(metrics_path + n - 6, ".jsonl") == 0;
-        mf = fopen(metrics_path, "w");
+        mf = fopen(metrics_path, p->resume ? "a" : "w");
         if (!mf) st = gseg__err(GSEG_ERR_IO, "%s: cannot write metrics", metrics_path);
-        else if (!jsonl) fprintf(mf, "epoch,step,lr,train_loss,val_miou,val_iou_glacier,seconds,samples_per_s\n");
+        else if (!jsonl && !p->resume) fprintf(mf, "epoch,step,lr,train_loss,val_miou,val_iou_glacier,seconds,samples_per_s\n");
     }
 
     /* Training. */
-    int K = p->nclasses, best_epoch = 0, stale = 0;
-    double best = -1, t0 = now_s(), loss_sum = 0;
+    int K = p->nclasses, best_epoch = rs.best_epoch, stale = rs.stale;
+    double best = rs.best, t0 = now_s(), loss_sum = 0;
     long long *conf = gseg__calloc((size_t)K * K, sizeof *conf);
     if (st == GSEG_OK && !conf) st = GSEG_ERR_NOMEM;
-    long step = 0;
-    for (int ep = 1; ep <= epochs && st == GSEG_OK; ep++) {
+    long step = rs.steps, step0 = rs.steps;
+    int timed_out = 0;
+    if (st == GSEG_OK && step >= total)
+        st = gseg__err(GSEG_ERR_ARG, "%s: already at step %ld of %ld; nothing to resume", last_path,
+                       step, total);
+    for (int ep = (int)(step / steps_per_epoch) + 1; ep <= epochs && st == GSEG_OK; ep++) {
         int nloss = 0;
         loss_sum = 0;
-        for (int k = 0; k < steps_per_epoch && step < total && st == GSEG_OK; k++, step++) {
+        for (int k = (int)(step % steps_per_epoch); k < steps_per_epoch && step < total && st == GSEG_OK;
+             k++, step++) {
+            if (p->max_seconds > 0 && now_s() - t0 > p->max_seconds) {
+                timed_out = 1;
+                break;
+            }
             if (g_stop) {
                 st = gseg__err(GSEG_ERR_CANCELLED, "interrupted at step %ld; last weights in %s",
                                step, last_path);
@@ -524,7 +586,7 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
             nloss++;
             S.final_loss = loss;
             if (progress) {
-                double el = now_s() - t0, rate = (double)(step + 1) * p->batch / el;
+                double el = now_s() - t0, rate = (double)(step + 1 - step0) * p->batch / el;
                 double eta = (double)(total - step - 1) * p->batch / rate;
                 char msg[200];
                 snprintf(msg, sizeof msg, "epoch %d/%d step %ld/%ld loss %.4f lr %.2e %.1f samples/s ETA %.0f s",
@@ -555,30 +617,53 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
             break;
         }
         double el = now_s() - t0;
-        char prov[1024];
+        int improved = nval == 0 || (!isnan(miou) && miou > best);
+        if (improved) {
+            best = isnan(miou) ? best : miou;
+            best_epoch = ep;
+            stale = 0;
+        } else {
+            stale++;
+        }
+        /* The optimiser state goes to a file named by the step, written
+         * before the checkpoint that names it; older ones are removed after,
+         * so a crash anywhere leaves a consistent pair. */
+        char state_name[512], *state_path = NULL;
+        snprintf(state_name, sizeof state_name, "%s.%ld.state", CPLGetBasename(last_path), step);
+        state_path = gseg__strdup(CPLFormFilename(CPLGetPath(last_path), state_name, NULL));
+        char prov[1536];
         snprintf(prov, sizeof prov,
                  "{\"gseg_version\": \"%s\", \"source\": \"trained by gseg-train\", \"training\": "
                  "{\"epochs\": %d, \"steps\": %ld, \"batch\": %d, \"tile\": %d, \"lr\": %g, "
                  "\"seed\": %llu, \"train_scenes\": %d, \"val_scenes\": %d, \"val_miou\": %.6f, "
-                 "\"val_iou_glacier\": %.6f, \"seconds\": %.1f}}",
+                 "\"val_iou_glacier\": %.6f, \"best_miou\": %.17g, \"best_epoch\": %d, "
+                 "\"stale\": %d, \"state\": \"%s\", \"seconds\": %.1f}}",
                  gseg_version(), ep, step, p->batch, p->tile, p->lr, p->seed, ntrain, nval,
-                 isnan(miou) ? -1.0 : miou, isnan(giou) ? -1.0 : giou, el);
-        gseg_status cst = gseg_model_set_provenance(m, prov);
+                 isnan(miou) ? -1.0 : miou, isnan(giou) ? -1.0 : giou, best, best_epoch, stale,
+                 state_name, el);
+        gseg_status cst = state_path ? gseg_model_set_provenance(m, prov) : GSEG_ERR_NOMEM;
+        if (cst == GSEG_OK && improved) cst = gseg_model_save(m, p->output);
+        if (cst == GSEG_OK) cst = gseg__net_opt_save(net, state_path);
         if (cst == GSEG_OK) cst = gseg_model_save(m, last_path);
-        int improved = nval == 0 || (!isnan(miou) && miou > best);
-        if (cst == GSEG_OK && improved) {
-            best = isnan(miou) ? best : miou;
-            best_epoch = ep;
-            stale = 0;
-            cst = gseg_model_save(m, p->output);
-        } else {
-            stale++;
+        if (cst == GSEG_OK) {
+            /* Remove older state files of this checkpoint. */
+            char **files = VSIReadDir(CPLGetPath(last_path));
+            size_t bl = strlen(CPLGetBasename(last_path));
+            for (int f = 0; files && files[f]; f++) {
+                const char *nm = files[f];
+                size_t n = strlen(nm);
+                if (strncmp(nm, CPLGetBasename(last_path), bl) == 0 && nm[bl] == '.' && n > 6 &&
+                    strcmp(nm + n - 6, ".state") == 0 && strcmp(nm, state_name) != 0)
+                    VSIUnlink(CPLFormFilename(CPLGetPath(last_path), nm, NULL));
+            }
+            CSLDestroy(files);
         }
+        free(state_path);
         if (cst != GSEG_OK) {
             st = cst;
             break;
         }
-        double rate = (double)step * p->batch / el;
+        double rate = (double)(step - step0) * p->batch / el;
         if (jsonl)
             fprintf(mf, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"val_miou\": %.6f, "
                         "\"val_iou_glacier\": %.6f, \"seconds\": %.2f, \"samples_per_s\": %.3f}\n",
@@ -594,14 +679,14 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
             progress((double)step / (double)total, msg, user);
         }
         S.epochs = ep;
-        if (st == GSEG_ERR_CANCELLED) break;
+        if (st == GSEG_ERR_CANCELLED || timed_out) break;
         if (p->patience > 0 && stale >= p->patience) break;
     }
     S.steps = step;
     S.best_miou = best;
     S.best_epoch = best_epoch;
     S.seconds = now_s() - t0;
-    S.samples_per_s = S.seconds > 0 ? (double)step * p->batch / S.seconds : 0;
+    S.samples_per_s = S.seconds > 0 ? (double)(step - step0) * p->batch / S.seconds : 0;
     S.wait_share = S.seconds > 0 ? c.wait_s / S.seconds : 0;
 
     /* Stop the loaders. */
