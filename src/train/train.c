@@ -553,6 +553,7 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
     if (st == GSEG_OK && !conf) st = GSEG_ERR_NOMEM;
     long step = rs.steps, step0 = rs.steps;
     int timed_out = 0;
+    double cur_lr = p->lr;
     if (st == GSEG_OK && step >= total)
         st = gseg__err(GSEG_ERR_ARG, "%s: already at step %ld of %ld; nothing to resume", last_path,
                        step, total);
@@ -574,6 +575,7 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
                                       : 0.5 * p->lr * (1 + cos(M_PI * (double)(step - warmup) /
                                                                (double)fmax(1, total - warmup)));
             st = gseg__net_set_lr(net, lr);
+            cur_lr = lr;
             batch *b = st == GSEG_OK ? take(&c, step) : NULL;
             if (!b) {
                 if (st == GSEG_OK) st = gseg__err(c.err ? c.err : GSEG_ERR_INTERNAL, "%s", gseg_last_error());
@@ -665,12 +667,12 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         }
         double rate = (double)(step - step0) * p->batch / el;
         if (jsonl)
-            fprintf(mf, "{\"epoch\": %d, \"step\": %ld, \"train_loss\": %.6f, \"val_miou\": %.6f, "
+            fprintf(mf, "{\"epoch\": %d, \"step\": %ld, \"lr\": %.3e, \"train_loss\": %.6f, \"val_miou\": %.6f, "
                         "\"val_iou_glacier\": %.6f, \"seconds\": %.2f, \"samples_per_s\": %.3f}\n",
-                    ep, step, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
+                    ep, step, cur_lr, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
         else
             fprintf(mf, "%d,%ld,%.3e,%.6f,%.6f,%.6f,%.2f,%.3f\n", ep, step,
-                    p->lr, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
+                    cur_lr, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
         fflush(mf);
         if (progress) {
             char msg[200];

@@ -1,0 +1,41 @@
+#!/bin/sh
+# train_speed.sh — training throughput: gseg-train (whole runs: data loading,
+# augmentation, steps) against bench/peer_train.py (the same network, loss and
+# optimiser in PyTorch on a fixed in-memory batch), alternating, best of
+# ROUNDS. Also prints the share of time gseg-train waited for data.
+#
+#   sh bench/train_speed.sh [BUILD_DIR]
+# Environment: BACKBONE (resnet50), TILE (256), BATCH (4), THREADS (2),
+#   STEPS (12), ROUNDS (2).
+set -eu
+cd "$(dirname "$0")/.."
+build=${1:-build-test}
+BACKBONE=${BACKBONE:-resnet50}
+TILE=${TILE:-256}
+BATCH=${BATCH:-4}
+THREADS=${THREADS:-2}
+STEPS=${STEPS:-12}
+ROUNDS=${ROUNDS:-2}
+work=${GSEG_BENCH_DIR:-bench/work}/train-speed
+mkdir -p "$work"
+meson compile -C "$build" gseg-train >/dev/null
+best_g=0 best_p=0 wait=""
+r=0
+while [ $r -lt "$ROUNDS" ]; do
+    # 2 warm-up steps are inside the run; samples/s covers all steps.
+    line=$("$build/src/tools/gseg-train" --data sample_scenes/dataset -o "$work/m.gseg" \
+        --backbone "$BACKBONE" --tile "$TILE" --batch "$BATCH" --threads "$THREADS" \
+        --steps "$STEPS" --steps-per-epoch "$STEPS" --val-fraction 0 --seed 1 2>/dev/null | tail -1)
+    g=$(echo "$line" | sed -n 's/.*(\([0-9.]*\) samples\/s, \([0-9.]*\) % waiting.*/\1/p')
+    wait=$(echo "$line" | sed -n 's/.*samples\/s, \([0-9.]*\) % waiting.*/\1/p')
+    p=$(/usr/bin/python3 bench/peer_train.py --encoder "$BACKBONE" --bands 7 --tile "$TILE" \
+        --batch "$BATCH" --threads "$THREADS" --iters "$STEPS" --warmup 2 |
+        sed -n 's/.*"samples_per_s": \([0-9.]*\).*/\1/p')
+    best_g=$(awk -v a="$g" -v b="$best_g" 'BEGIN { print (a > b ? a : b) }')
+    best_p=$(awk -v a="$p" -v b="$best_p" 'BEGIN { print (a > b ? a : b) }')
+    r=$((r + 1))
+done
+echo "$BACKBONE, tile $TILE, batch $BATCH, $THREADS threads, $STEPS steps, best of $ROUNDS:"
+echo "  gseg-train $best_g samples/s (whole run incl. data; waiting for data $wait %)"
+echo "  Python     $best_p samples/s (fixed batch, no data loading)"
+echo "  ratio $(awk -v a="$best_g" -v b="$best_p" 'BEGIN { printf "%.2f", a / b }')x"
