@@ -321,6 +321,19 @@ static const char usage[] =
     "  --threads N         as in gseg-predict\n"
     "  -q, --quiet         no progress\n";
 
+/* Parses an integer or number option; prints the usage error. */
+static int num_opt(const char *o, const char *v, double lo, double hi, double *out)
+{
+    char *e = NULL;
+    double x = strtod(v, &e);
+    if (!*v || *e || !isfinite(x) || x < lo || x > hi) {
+        fprintf(stderr, "gseg-evaluate: %s: '%s' is not a number in [%g, %g]\n", o, v, lo, hi);
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
 int gseg_evaluate_tool_main(int argc, char **argv)
 {
     const char *model = "model.gseg", *data = NULL, *json = NULL, *keep = NULL;
@@ -341,11 +354,19 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         else if (!strcmp(a, "--data")) data = argv[++i];
         else if (!strcmp(a, "--json")) json = argv[++i];
         else if (!strcmp(a, "--save-masks")) keep = argv[++i];
-        else if (!strcmp(a, "--tile")) pp.tile = atoi(argv[++i]);
-        else if (!strcmp(a, "--overlap")) pp.overlap = atoi(argv[++i]);
-        else if (!strcmp(a, "--threshold")) pp.threshold = atof(argv[++i]);
-        else if (!strcmp(a, "--device")) pp.model_options.device = argv[++i];
-        else if (!strcmp(a, "--threads")) pp.model_options.threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--tile") || !strcmp(a, "--overlap") || !strcmp(a, "--threads")) {
+            double x;
+            if (!num_opt(a, argv[++i], 0, 65536, &x)) return 2;
+            if (x != floor(x)) {
+                fprintf(stderr, "gseg-evaluate: %s: '%s' is not an integer\n", a, argv[i]);
+                return 2;
+            }
+            if (!strcmp(a, "--tile")) pp.tile = (int)x;
+            else if (!strcmp(a, "--overlap")) pp.overlap = (int)x;
+            else pp.model_options.threads = (int)x;
+        } else if (!strcmp(a, "--threshold")) {
+            if (!num_opt(a, argv[++i], -1e300, 1e300, &pp.threshold)) return 2;
+        } else if (!strcmp(a, "--device")) pp.model_options.device = argv[++i];
         else if (!strcmp(a, "--precision")) {
             if (gseg_precision_parse(argv[++i], &pp.model_options.precision) != GSEG_OK) {
                 fprintf(stderr, "gseg-evaluate: %s\n", gseg_last_error());
