@@ -1,44 +1,8 @@
 /* gseg-import / gseg-export / gseg-info — model file tools. One source, built
  * three times; GSEG_TOOL names the tool. Parsing and running live in the
  * library (gseg_model_tool_main). */
-#include "gseg.h"
+#include "tool.h"
 
-#include <cpl_error.h>
-#include <cpl_string.h>
-#include <gdal.h>
+static int run(int argc, char **argv) { return gseg_model_tool_main(GSEG_TOOL, argc, argv); }
 
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-
-static void on_signal(int sig)
-{
-    gseg_remove_temp_files();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void CPL_STDCALL on_gdal_message(CPLErr cls, CPLErrorNum no, const char *msg)
-{
-    if (cls == CE_Warning) fprintf(stderr, GSEG_TOOL ": warning: %s\n", msg);
-    else if (cls == CE_Debug) CPLDefaultErrorHandler(cls, no, msg);
-}
-
-int main(int argc, char **argv)
-{
-    gseg_init();
-    CPLSetErrorHandler(on_gdal_message);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--version") == 0) {
-            printf(GSEG_TOOL " %s (%s)\n", gseg_version(), GDALVersionInfo("--version"));
-            return 0;
-        }
-    argc = GDALGeneralCmdLineProcessor(argc, &argv, 0);
-    if (argc < 1) return argc == 0 ? 0 : 2;
-    int rc = gseg_model_tool_main(GSEG_TOOL, argc, argv);
-    CSLDestroy(argv);
-    GDALDestroyDriverManager();
-    return rc;
-}
+int main(int argc, char **argv) { return tool_main(GSEG_TOOL, argc, argv, run, NULL); }

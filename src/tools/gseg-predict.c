@@ -1,44 +1,8 @@
 /* gseg-predict — map glaciers in a scene: mask (COG), probabilities, outlines. */
-#include "gseg.h"
+#include "tool.h"
 
-#include <cpl_conv.h>
-#include <cpl_string.h>
-#include <gdal.h>
-
-#include <signal.h>
-#include <stdio.h>
-#include <string.h>
-
-static void on_signal(int sig)
+static int run(int argc, char **argv)
 {
-    gseg_remove_temp_files();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-/* GDAL failures reach the user once, through gseg_last_error(); warnings
- * (e.g. a scene without georeferencing) are shown as one line each. */
-static void CPL_STDCALL on_gdal_message(CPLErr cls, CPLErrorNum no, const char *msg)
-{
-    (void)no;
-    if (cls == CE_Warning) fprintf(stderr, "gseg-predict: warning: %s\n", msg);
-    else if (cls == CE_Debug) CPLDefaultErrorHandler(cls, no, msg);
-}
-
-int main(int argc, char **argv)
-{
-    gseg_init();
-    CPLSetErrorHandler(on_gdal_message);
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("gseg-predict %s (%s)\n", gseg_version(), GDALVersionInfo("--version"));
-            return 0;
-        }
-    argc = GDALGeneralCmdLineProcessor(argc, &argv, 0);
-    if (argc < 1) return argc == 0 ? 0 : 2;
-
     gseg_predict_cli *cli = NULL;
     gseg_status st = gseg_predict_cli_parse(argc, argv, &cli);
     int rc = 0;
@@ -68,7 +32,7 @@ int main(int argc, char **argv)
         }
     }
     gseg_predict_cli_free(cli);
-    CSLDestroy(argv);
-    GDALDestroyDriverManager();
     return rc;
 }
+
+int main(int argc, char **argv) { return tool_main("gseg-predict", argc, argv, run, NULL); }
