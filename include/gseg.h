@@ -441,6 +441,9 @@ GSEG_API gseg_status gseg_vectorize(const char *mask_path, const char *out_path,
 
 typedef struct gseg_predict_params {
     const char *model;                /* spec or model file, required */
+    gseg_model *model_handle;         /* or an open model (borrowed, not
+                                         freed; used by this call only):
+                                         several scenes, one model load */
     const char *const *inputs;        /* scene files (stacked as bands) */
     int ninputs;
     const char *output;               /* mask; NULL = <stem>_mask.tif beside inputs[0] */

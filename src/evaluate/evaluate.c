@@ -423,6 +423,7 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         snprintf(out, sizeof out, "%s/%s_pred.tif", keep ? keep : tmpdir, CPLGetBasename(d.scenes[i].image));
         gseg_predict_params q = pp;
         q.model = model;
+        q.model_handle = m; /* loaded once for all scenes */
         q.inputs = (const char *const *)&d.scenes[i].image;
         q.ninputs = 1;
         q.output = out;

@@ -172,7 +172,7 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
     memset(&stats, 0, sizeof stats);
     if (!p) return gseg__err(GSEG_ERR_ARG, "predict: NULL parameters");
     if (!p->inputs || p->ninputs < 1) return gseg__err(GSEG_ERR_ARG, "no input scene given");
-    if (!p->model || !*p->model)
+    if (!p->model_handle && (!p->model || !*p->model))
         return gseg__err(GSEG_ERR_ARG,
                          "no model given: use --model ndsi:green=G,swir=S (e.g. ndsi:green=3,swir=6 "
                          "for Landsat 8) or a model file");
@@ -190,7 +190,9 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
     char *out_path = NULL;
     char **md = NULL;
     int K = 0;
-    gseg_status st = gseg_model_open(p->model, &p->model_options, &model);
+    gseg_status st = p->model_handle ? GSEG_OK
+                                     : gseg_model_open(p->model, &p->model_options, &model);
+    if (p->model_handle) model = p->model_handle;
     if (st != GSEG_OK) goto done;
     K = gseg_model_nscores(model);
     /* Tiling: as asked, else as the model was trained, else 512/64. */
@@ -387,7 +389,7 @@ done:
     gseg_writer_abort(wproba);
     gseg_stitcher_free(stitcher);
     gseg_scene_free(scene);
-    gseg_model_free(model);
+    if (model != p->model_handle) gseg_model_free(model);
     free(in);
     free(scores);
     free(valid);
