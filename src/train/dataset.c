@@ -58,9 +58,13 @@ static int is_dir(const char *path)
     return VSIStatL(path, &st) == 0 && VSI_ISDIR(st.st_mode);
 }
 
-/* Sorted raster files of a folder (CSL list; caller destroys). Archives
- * often lack folder entries, so the folder is also listed through its
- * parent's recursive listing when a plain listing is empty. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted raster files of a folder (CSL list; caller destroys), hidden files
+ * left out. Works inside /vsizip/ and /vsitar/ as in plain folders. */
 static char **list_rasters(const char *dir)
 {
     char **names = VSIReadDir(dir), **out = NULL;
@@ -68,16 +72,7 @@ static char **list_rasters(const char *dir)
         if (is_raster(names[i]) && names[i][0] != '.')
             out = CSLAddString(out, CPLFormFilename(dir, names[i], NULL));
     CSLDestroy(names);
-    if (out) {
-        /* CSL lists keep insertion order; sort for determinism. */
-        int n = CSLCount(out);
-        for (int i = 1; i < n; i++)
-            for (int j = i; j > 0 && strcmp(out[j - 1], out[j]) > 0; j--) {
-                char *t = out[j];
-                out[j] = out[j - 1];
-                out[j - 1] = t;
-            }
-    }
+    if (out) qsort(out, (size_t)CSLCount(out), sizeof *out, cmp_str); /* deterministic order */
     return out;
 }
 
