@@ -505,10 +505,22 @@ GSEG_API const char *gseg_predict_usage(void);
 /* ------------------------------------------------------------------------ */
 /* Training                                                       (src/train) */
 
+typedef enum gseg_schedule {
+    GSEG_SCHEDULE_COSINE = 0,  /* linear warm-up, then cosine decay */
+    GSEG_SCHEDULE_ONECYCLE = 1 /* PyTorch's OneCycleLR (lr and beta1) */
+} gseg_schedule;
+
 typedef struct gseg_train_params {
     const char *data;            /* dataset: folder, .zip/.tar(.gz) archive or
                                     VSI path with train/{images,masks} (and
                                     val/), or images/ + masks/; "dataset" */
+    const char *labels;          /* glacier outlines (any OGR source, any
+                                    CRS) burnt onto each scene's grid
+                                    instead of masks/, which are then
+                                    ignored; NULL = masks */
+    const char *label_field;     /* integer attribute of labels holding the
+                                    class (1..254); NULL = every polygon is
+                                    class 1 */
     const char *output;          /* best model (.gseg), required; the last
                                     epoch goes to <stem>.last.gseg */
     const char *encoder;         /* "resnet50" */
@@ -523,6 +535,9 @@ typedef struct gseg_train_params {
     int batch, tile;             /* 8, 256 */
     double lr, weight_decay;     /* AdamW: 1e-3, 1e-4 */
     int warmup;                  /* linear warm-up steps; -1 = 5 % */
+    gseg_schedule schedule;      /* GSEG_SCHEDULE_COSINE */
+    int accum;                   /* micro-batches per optimiser step
+                                    (gradient accumulation): 1 */
     double glacier_share;        /* share of windows centred on labelled
                                     glacier: 0.5 */
     double val_fraction;         /* scenes held out when there is no val/ */
@@ -534,8 +549,14 @@ typedef struct gseg_train_params {
                                     NULL = <stem>.metrics.csv */
     double max_seconds;          /* > 0: end (successfully) after the step
                                     that passes this training time */
-    int resume;                  /* continue from <stem>.last.gseg and its
-                                    optimiser state: the same run, exactly */
+    int resume;                  /* 1: continue from <stem>.last.gseg and its
+                                    optimiser state: the same run, exactly;
+                                    2: resume if that file exists, else
+                                    start (requeued cluster jobs) */
+    int distributed;             /* 1: join the process group described by
+                                    the environment (torchrun's RANK,
+                                    WORLD_SIZE, MASTER_ADDR, MASTER_PORT, or
+                                    an srun step's SLURM_*); 0: one process */
     gseg_model_options model_options;
 } gseg_train_params;
 
@@ -546,6 +567,9 @@ typedef struct gseg_train_stats {
     double final_loss;
     double seconds, samples_per_s;
     double wait_share;           /* time the trainer waited for data */
+    int rank, processes;         /* this process among those training */
+    unsigned long long digest;   /* of the final weights (FNV-1a); every
+                                    process ends with rank 0's */
 } gseg_train_stats;
 
 GSEG_API gseg_train_params gseg_train_params_default(void);
@@ -564,6 +588,11 @@ GSEG_API void gseg_train_interrupt(void);
 GSEG_API int gseg_evaluate_tool_main(int argc, char **argv);
 /* gseg-train's command line: parses argv and runs; returns the exit code. */
 GSEG_API int gseg_train_tool_main(int argc, char **argv);
+/* gseg-tile's command line: cuts the scenes of a training dataset (with
+ * masks or outlines) into an archive of chips with an index, readable by
+ * gseg-train (see docs/gseg-tile.md); returns the exit code. Needs no
+ * libtorch. */
+GSEG_API int gseg_tile_tool_main(int argc, char **argv);
 
 /* ------------------------------------------------------------------------ */
 /* Synthetic scenes                                               (src/synth) */

@@ -38,9 +38,10 @@ need_pip() {
 }
 
 # libtorch-dev: the network backend (CPU libtorch 1.13); meson finds it
-# through CMake.
+# through CMake. libgloo-dev: the headers of Gloo, torch.distributed's CPU
+# backend, for multi-process training.
 BUILD_PACKAGES="gcc g++ meson ninja-build pkg-config cmake libgdal-dev libproj-dev gdal-bin
-                libtorch-dev"
+                libtorch-dev libgloo-dev"
 # Test peers: GDAL's Python bindings and numpy; torch + torchvision for the
 # network; the pure-Python packages segmentation-models-pytorch needs.
 TEST_PACKAGES="check python3-gdal python3-numpy python3-pip python3-torch python3-torchvision

@@ -279,7 +279,7 @@ static gseg_model *train_rule_net(int steps, int n, float **x, float **t, uint8_
     gseg_model *m = NULL;
     ck_gseg(gseg_model_new(&d, &o, &m));
     gseg__net *net = gseg__netmodel_net(m);
-    ck_gseg(gseg__net_train_setup(net, 3e-3, 1e-4));
+    ck_gseg(gseg__net_train_setup(net, 3e-3, 1e-4, GSEG_PRECISION_FP32));
     int h = 32, w = 32;
     size_t plane = (size_t)h * w;
     *x = random_input((size_t)n * 2 * plane, 21);
@@ -372,7 +372,7 @@ START_TEST(test_train_step_drives_loss_down)
     gseg_model *mc = NULL;
     gseg_model_def d3 = def_for("resnet18", 2, 3);
     ck_gseg(gseg_model_new(&d3, &o, &mc));
-    ck_gseg(gseg__net_train_setup(gseg__netmodel_net(mc), 1e-3, 0));
+    ck_gseg(gseg__net_train_setup(gseg__netmodel_net(mc), 1e-3, 0, GSEG_PRECISION_FP32));
     for (size_t i = 0; i < (size_t)n * plane; i++) t[i] = (float)(i % 3);
     double l3;
     ck_gseg(gseg__net_train_step(gseg__netmodel_net(mc), x, n, 2, h, w, t, NULL, &l3));
@@ -642,6 +642,123 @@ START_TEST(test_bad_model_files)
 }
 END_TEST
 
+/* One optimiser step over two accumulated micro-batches equals PyTorch's
+ * (SMP, the same loss, torch.optim.AdamW) on the same weights and data:
+ * the loss, its gradients, gradient accumulation, AdamW and BatchNorm's
+ * running statistics, for a binary and a 3-class model, in fp32 and under
+ * bf16 autocast. */
+START_TEST(test_train_step_matches_pytorch)
+{
+    const int n = 2, c = 3, h = 64, w = 64, M = 2;
+    const double lr = 1e-3, wd = 1e-2;
+    size_t plane = (size_t)h * w;
+    for (int run = 0; run < 3; run++) {
+        /* binary fp32, 3 classes fp32, binary under bf16 autocast */
+        int classes = run == 1 ? 3 : 2, outs = classes == 2 ? 1 : classes;
+        gseg_precision prec = run == 2 ? GSEG_PRECISION_BF16 : GSEG_PRECISION_FP32;
+        gseg_model_def d = def_for("resnet18", c, classes);
+        gseg_model *m = NULL;
+        gseg_model_options o = fp32(0);
+        ck_gseg(gseg_model_new(&d, &o, &m));
+        char before[1024], in[1024], after[1024];
+        snprintf(before, sizeof before, "%s", path("step_w.safetensors"));
+        snprintf(in, sizeof in, "%s", path("step_in.safetensors"));
+        snprintf(after, sizeof after, "%s", path("step_out.safetensors"));
+        ck_gseg(gseg_model_export(m, before));
+        /* The writer borrows names and data until it writes. */
+        gseg__st_writer *wr = gseg__st_writer_new();
+        float *x[2], *t[2], *vf[2];
+        uint8_t *v[2];
+        char nm[2][3][8];
+        int64_t sx[4] = {n, c, h, w}, st3[3] = {n, h, w};
+        for (int i = 0; i < M; i++) {
+            x[i] = random_input((size_t)n * c * plane, 31 + i);
+            t[i] = malloc((size_t)n * plane * sizeof(float));
+            v[i] = malloc((size_t)n * plane);
+            vf[i] = malloc((size_t)n * plane * sizeof(float));
+            for (size_t k = 0; k < (size_t)n * plane; k++) {
+                size_t b = k / plane, p = k % plane;
+                float a = x[i][b * c * plane + p], e = x[i][b * c * plane + plane + p];
+                t[i][k] = classes == 2 ? (float)(a > e) : (float)((a > e) + (a > 1.0f));
+                v[i][k] = (uint8_t)(k % 13 != 0);
+                vf[i][k] = v[i][k];
+            }
+            snprintf(nm[i][0], 8, "x%d", i);
+            snprintf(nm[i][1], 8, "t%d", i);
+            snprintf(nm[i][2], 8, "v%d", i);
+            ck_gseg(gseg__st_writer_add(wr, nm[i][0], GSEG__ST_F32, 4, sx, x[i]));
+            ck_gseg(gseg__st_writer_add(wr, nm[i][1], GSEG__ST_F32, 3, st3, t[i]));
+            ck_gseg(gseg__st_writer_add(wr, nm[i][2], GSEG__ST_F32, 3, st3, vf[i]));
+        }
+        ck_gseg(gseg__st_writer_write(wr, in));
+        gseg__st_writer_free(wr);
+        ck_assert_int_eq(peer("smp_peer.py train --encoder resnet18 --bands %d --classes %d "
+                              "--weights %s --input %s --micro %d --lr %g --wd %g --threads 2 --precision %s "
+                              "--out %s", c, outs, before, in, M, lr, wd, gseg_precision_str(prec),
+                              after), 0);
+        gseg__net *net = gseg__netmodel_net(m);
+        ck_gseg(gseg__net_prepare(net, "cpu", GSEG_PRECISION_FP32, 2, 0));
+        ck_gseg(gseg__net_train_setup(net, lr, wd, prec));
+        for (int i = 0; i < M; i++) {
+            double loss;
+            ck_gseg(gseg__net_train_accumulate(net, x[i], n, c, h, w, t[i], v[i], 1.0 / M, &loss));
+        }
+        ck_gseg(gseg__net_train_apply(net, NULL));
+        /* Compare every tensor: the step moves weights by about lr. */
+        gseg__st_file *f = NULL, *f0 = NULL;
+        ck_gseg(gseg__st_open(after, &f));
+        ck_gseg(gseg__st_open(before, &f0));
+        double worst = 0, worst_stat = 0, moved = 0;
+        long long off = 0, total = 0;
+        for (int i = 0; i < gseg__net_tensor_count(net); i++) {
+            if (gseg__net_tensor_is_int(net, i)) continue;
+            const char *name = gseg__net_tensor_name(net, i);
+            int64_t ne = gseg__net_tensor_numel(net, i);
+            const gseg__st_tensor *pt = gseg__st_find(f, name);
+            ck_assert_msg(pt != NULL, "PyTorch's state has no %s", name);
+            float *a = malloc((size_t)ne * 4), *b = malloc((size_t)ne * 4), *b0 = malloc((size_t)ne * 4);
+            ck_gseg(gseg__net_tensor_get(net, i, a, ne));
+            ck_gseg(gseg__st_read_f32(f, pt, b, ne));
+            ck_gseg(gseg__st_read_f32(f0, gseg__st_find(f0, name), b0, ne));
+            int is_stat = strstr(name, "running_") != NULL;
+            for (int64_t k = 0; k < ne; k++) {
+                double dlt = fabs((double)a[k] - b[k]);
+                if (is_stat) {
+                    worst_stat = fmax(worst_stat, dlt / fmax(1.0, fabs(b[k])));
+                } else {
+                    worst = fmax(worst, dlt);
+                    moved = fmax(moved, fabs((double)a[k] - b0[k]));
+                    off += dlt > 1e-3 * lr;
+                    total++;
+                }
+            }
+            free(a);
+            free(b);
+            free(b0);
+        }
+        gseg__st_close(f);
+        gseg__st_close(f0);
+        fprintf(stderr, "train step vs PyTorch (%d classes, %s): weights moved up to %.3g; max |w diff| "
+                        "%.3g (lr %g), %lld of %lld weights off by > 1e-3 lr; BatchNorm statistics "
+                        "max rel diff %.3g\n",
+                classes, gseg_precision_str(prec), moved, worst, lr, off, total, worst_stat);
+        ck_assert_msg(moved > 0.5 * lr, "the step did not move the weights (%g)", moved);
+        /* Adam's first step is lr * g / (|g| + eps): only gradients near
+         * eps (1e-8) are sensitive to rounding. */
+        ck_assert_msg(worst < 0.1 * lr, "weights differ by %g", worst);
+        ck_assert_msg(off < total / 10000, "%lld weights differ by > 1e-3 lr", off);
+        ck_assert_msg(worst_stat < 1e-5, "BatchNorm statistics differ by %g", worst_stat);
+        for (int i = 0; i < M; i++) {
+            free(x[i]);
+            free(t[i]);
+            free(v[i]);
+            free(vf[i]);
+        }
+        gseg_model_free(m);
+    }
+}
+END_TEST
+
 START_TEST(test_devices_and_precision)
 {
     gseg_model_def d = def_for("resnet18", 3, 2);
@@ -774,6 +891,7 @@ Suite *net_suite(void)
     tcase_add_test(peers, test_smp_to_gseg);
     tcase_add_test(peers, test_gseg_to_smp);
     tcase_add_test(peers, test_first_conv_adapted_like_smp);
+    tcase_add_test(peers, test_train_step_matches_pytorch);
     tcase_add_test(files, test_torch_save_files);
     tcase_add_test(files, test_bad_model_files);
     tcase_add_test(files, test_predict_with_network_model);

@@ -4,7 +4,9 @@
  * libtorch's thread pool does not survive fork(): CK_FORK=no. */
 #include "testutil.h"
 
+#include "dist.h"
 #include "internal.h"
+#include "net.h"
 #include "train.h"
 
 #include <cpl_conv.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char *dir;
 
@@ -56,7 +59,7 @@ START_TEST(test_discovery_layouts_and_archives)
     snprintf(root, sizeof root, "%s", path("ds"));
     make_dataset(root, 2, 1, 64);
     gseg__tdata d;
-    ck_gseg(gseg__tdata_discover(&d, root));
+    ck_gseg(gseg__tdata_discover(&d, root, 1));
     ck_assert_int_eq(d.n, 3);
     ck_assert_int_eq(d.has_val, 1);
     ck_assert_int_eq(d.scenes[2].val, 1);
@@ -67,7 +70,7 @@ START_TEST(test_discovery_layouts_and_archives)
     char zip[1100], tgz[1100];
     snprintf(zip, sizeof zip, "/vsizip/%s/ds.zip/ds", dir);
     snprintf(tgz, sizeof tgz, "/vsitar/%s/ds.tar.gz/ds", dir);
-    ck_gseg(gseg__tdata_discover(&d, zip));
+    ck_gseg(gseg__tdata_discover(&d, zip, 1));
     ck_assert_int_eq(d.n, 3);
     int nb;
     char **names = NULL;
@@ -77,22 +80,22 @@ START_TEST(test_discovery_layouts_and_archives)
     for (int i = 0; names[i]; i++) free(names[i]);
     free(names);
     gseg__tdata_free(&d);
-    ck_gseg(gseg__tdata_discover(&d, tgz));
+    ck_gseg(gseg__tdata_discover(&d, tgz, 1));
     ck_assert_int_eq(d.n, 3);
     gseg__tdata_free(&d);
     /* images/ + masks/ without train/: all training scenes. */
     ck_assert_int_eq(tu_system("mkdir -p %s/flat && cp -r %s/train/images %s/train/masks %s/flat/",
                                dir, root, root, dir), 0);
-    ck_gseg(gseg__tdata_discover(&d, path("flat")));
+    ck_gseg(gseg__tdata_discover(&d, path("flat"), 1));
     ck_assert_int_eq(d.n, 2);
     ck_assert_int_eq(d.has_val, 0);
     gseg__tdata_free(&d);
     /* A missing mask, a missing folder. */
     ck_assert_int_eq(tu_system("rm %s/flat/masks/scene_1.tif", dir), 0);
-    ck_assert_int_eq(gseg__tdata_discover(&d, path("flat")), GSEG_ERR_IO);
+    ck_assert_int_eq(gseg__tdata_discover(&d, path("flat"), 1), GSEG_ERR_IO);
     ck_assert_ptr_nonnull(strstr(gseg_last_error(), "scene_1"));
     ck_assert_ptr_nonnull(strstr(gseg_last_error(), "stem"));
-    ck_assert_int_eq(gseg__tdata_discover(&d, path("nowhere")), GSEG_ERR_IO);
+    ck_assert_int_eq(gseg__tdata_discover(&d, path("nowhere"), 1), GSEG_ERR_IO);
 }
 END_TEST
 
@@ -130,7 +133,7 @@ START_TEST(test_bad_masks_refused)
         make_dataset(root, 1, 0, 64);
         bad_mask(root, kind);
         gseg__tdata d;
-        ck_gseg(gseg__tdata_discover(&d, root));
+        ck_gseg(gseg__tdata_discover(&d, root, 1));
         int nb;
         char **names = NULL;
         gseg_status st = gseg__tdata_prepare(&d, NULL, 2, &nb, &names);
@@ -291,6 +294,154 @@ START_TEST(test_evaluate_matches_sklearn)
 }
 END_TEST
 
+/* The one-cycle schedule equals PyTorch's OneCycleLR (lr and beta1) step
+ * for step; the cosine one warms up linearly and decays to 0. */
+START_TEST(test_schedules_match_pytorch)
+{
+    const long total = 37;
+    gseg__sched oc = {GSEG_SCHEDULE_ONECYCLE, 3e-3, total, 0};
+    FILE *f = fopen(path("sched.txt"), "w");
+    ck_assert_ptr_nonnull(f);
+    for (long k = 0; k < total; k++) {
+        double lr, b1;
+        gseg__sched_at(&oc, k, &lr, &b1);
+        fprintf(f, "%.17g %.17g\n", lr, b1);
+    }
+    fclose(f);
+    ck_assert_int_eq(tu_system(
+        "/usr/bin/python3 -c \"\n"
+        "import torch\n"
+        "p = torch.nn.Parameter(torch.zeros(1))\n"
+        "o = torch.optim.AdamW([p], lr=1)\n"
+        "s = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=3e-3, total_steps=%ld)\n"
+        "rows = [tuple(map(float, l.split())) for l in open('%s')]\n"
+        "worst = 0\n"
+        "for k, (lr, b1) in enumerate(rows):\n"
+        "    g = o.param_groups[0]\n"
+        "    worst = max(worst, abs(g['lr'] - lr) / 3e-3, abs(g['betas'][0] - b1))\n"
+        "    o.step(); s.step()\n"
+        "print('one-cycle vs PyTorch: max rel diff', worst)\n"
+        "assert len(rows) == %ld and worst < 1e-12, worst\n\"", total, path("sched.txt"), total), 0);
+    gseg__sched cs = {GSEG_SCHEDULE_COSINE, 1e-3, 100, 10};
+    double lr, b1;
+    gseg__sched_at(&cs, 0, &lr, &b1);
+    ck_assert_double_eq_tol(lr, 1e-4, 1e-15);
+    ck_assert_double_eq(b1, 0);
+    gseg__sched_at(&cs, 9, &lr, &b1);
+    ck_assert_double_eq_tol(lr, 1e-3, 1e-15);
+    gseg__sched_at(&cs, 10, &lr, &b1);
+    ck_assert_double_eq_tol(lr, 1e-3, 1e-15);
+    gseg__sched_at(&cs, 55, &lr, &b1);
+    ck_assert_double_eq_tol(lr, 0.5e-3, 1e-15);
+    gseg__sched_at(&cs, 99, &lr, &b1);
+    ck_assert(lr > 0 && lr < 1e-6);
+}
+END_TEST
+
+/* Gradient accumulation, one-cycle and the precision are applied and
+ * recorded in the model's provenance. */
+START_TEST(test_accumulation_schedule_precision)
+{
+    char root[1024], out[1024];
+    snprintf(root, sizeof root, "%s", path("ds"));
+    make_dataset(root, 2, 1, 96);
+    snprintf(out, sizeof out, "%s", path("acc.gseg"));
+    gseg_train_params p = small_run(root, out);
+    p.batch = 2;
+    p.accum = 3;
+    p.steps = 8;
+    p.steps_per_epoch = 4;
+    p.schedule = GSEG_SCHEDULE_ONECYCLE;
+    p.model_options.precision = GSEG_PRECISION_AUTO;
+    p.resume = 2; /* --resume-or-start: nothing yet, so a fresh start */
+    gseg_train_stats s;
+    ck_gseg(gseg_train(&p, NULL, NULL, &s));
+    ck_assert_int_eq(s.steps, 8);
+    ck_assert_int_eq(s.processes, 1);
+    /* ... and later the same command continues from the checkpoint. */
+    p.steps = 12;
+    ck_gseg(gseg_train(&p, NULL, NULL, &s));
+    ck_assert_int_eq(s.steps, 12);
+    p.resume = 0;
+    p.steps = 8;
+    gseg_model *m = NULL;
+    ck_gseg(gseg_model_open(out, NULL, &m));
+    char *js = gseg_model_describe(m, 1);
+    ck_assert_ptr_nonnull(strstr(js, "\"accum\": 3"));
+    ck_assert_ptr_nonnull(strstr(js, "\"schedule\": \"onecycle\""));
+    /* auto: bf16 where the CPU computes it natively, fp32 elsewhere. */
+    ck_assert_ptr_nonnull(strstr(js, gseg__cpu_has_bf16() ? "\"precision\": \"bf16\""
+                                                          : "\"precision\": \"fp32\""));
+    gseg_free(js);
+    gseg_model_free(m);
+    /* fp16 training is refused (it would need loss scaling); accum 0 too. */
+    p.model_options.precision = GSEG_PRECISION_FP16;
+    ck_assert_int_eq(gseg_train(&p, NULL, NULL, NULL), GSEG_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "bf16"));
+    p.model_options.precision = GSEG_PRECISION_FP32;
+    p.accum = 0;
+    ck_assert_int_eq(gseg_train(&p, NULL, NULL, NULL), GSEG_ERR_ARG);
+}
+END_TEST
+
+/* Two gseg-train processes on localhost (Gloo) end with bit-identical
+ * weights; only rank 0 writes files. A rank whose peers never come fails
+ * with a clear message. */
+START_TEST(test_two_processes_gloo)
+{
+    char root[1024], tool[1024];
+    snprintf(root, sizeof root, "%s", path("ds"));
+    make_dataset(root, 2, 1, 96);
+    snprintf(tool, sizeof tool, "%s", tu_build("src/tools/gseg-train"));
+    /* A port of our own: the test's pid spreads concurrent runs. */
+    int port = 20000 + (int)(getpid() % 20000);
+    const char *args = "--backbone resnet18 --tile 64 --batch 2 --accum 2 --steps 4 "
+                       "--steps-per-epoch 2 --threads 1 --loaders 1 --seed 3";
+    if (!gseg__dist_available()) {
+        ck_assert_int_eq(tu_system("cd %s && WORLD_SIZE=2 RANK=0 MASTER_PORT=%d %s --data %s -o d0.gseg "
+                                   "%s > r0.txt 2>&1", dir, port, tool, root, args), 1);
+        ck_assert_int_eq(tu_system("grep -q 'libgloo-dev' %s", path("r0.txt")), 0);
+        return;
+    }
+    int rc = tu_system("cd %s && export MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 "
+                       "GSEG_DIST_TIMEOUT=120; "
+                       "(RANK=1 LOCAL_RANK=1 %s --data %s -o d1.gseg %s > r1.txt 2>&1; echo $? > r1.rc) & "
+                       "RANK=0 LOCAL_RANK=0 %s --data %s -o d0.gseg %s > r0.txt 2>&1; echo $? > r0.rc; wait",
+                       dir, port, tool, root, args, tool, root, args);
+    ck_assert_int_eq(rc, 0);
+    tu_system("cat %s/r0.txt %s/r1.txt >&2", dir, dir);
+    ck_assert_int_eq(tu_system("grep -qx 0 %s && grep -qx 0 %s", path("r0.rc"), path("r1.rc")), 0);
+    /* The same digest on both ranks. */
+    ck_assert_int_eq(tu_system("a=$(sed -n 's/.*weights digest \\([0-9a-f]*\\).*/\\1/p' %s/r0.txt); "
+                               "b=$(sed -n 's/.*weights digest \\([0-9a-f]*\\).*/\\1/p' %s/r1.txt); "
+                               "test -n \"$a\" && test \"$a\" = \"$b\"", dir, dir), 0);
+    ck_assert_int_eq(tu_system("grep -q 'joining 2 processes' %s", path("r0.txt")), 0);
+    ck_assert_int_eq(tu_system("test -s %s && test -s %s", path("d0.gseg"), path("d0.last.gseg")), 0);
+    ck_assert_int_eq(tu_system("ls %s | grep -q '^d1'", dir), 1);
+    /* The model records the two processes and the digest is its weights'. */
+    gseg_model *m = NULL;
+    ck_gseg(gseg_model_open(path("d0.last.gseg"), NULL, &m));
+    char *js = gseg_model_describe(m, 1);
+    ck_assert_ptr_nonnull(strstr(js, "\"processes\": 2"));
+    gseg_free(js);
+    char want[32];
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)gseg__net_digest(gseg__netmodel_net(m)));
+    gseg_model_free(m);
+    ck_assert_int_eq(tu_system("grep -q 'digest %s' %s", want, path("r0.txt")), 0);
+    /* Alone: rank 1 of 2 waits GSEG_DIST_TIMEOUT, then says why. */
+    ck_assert_int_eq(tu_system("cd %s && MASTER_ADDR=127.0.0.1 MASTER_PORT=%d WORLD_SIZE=2 RANK=1 "
+                               "GSEG_DIST_TIMEOUT=3 %s --data %s -o d2.gseg %s > r2.txt 2>&1",
+                               dir, port + 1, tool, root, args), 1);
+    tu_system("cat %s/r2.txt >&2", dir);
+    ck_assert_int_eq(tu_system("grep -q 'rank 1 of 2' %s", path("r2.txt")), 0);
+    ck_assert_int_eq(tu_system("ls %s | grep -q '^d2'", dir), 1);
+    /* Inconsistent environment: a usage error. */
+    ck_assert_int_eq(tu_system("cd %s && WORLD_SIZE=2 RANK=5 %s --data %s -o d3.gseg %s 2> r3.txt",
+                               dir, tool, root, args), 2);
+    ck_assert_int_eq(tu_system("grep -q RANK %s", path("r3.txt")), 0);
+}
+END_TEST
+
 Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -302,6 +453,9 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_training_learns_and_is_reproducible);
     tcase_add_test(tc, test_evaluate_matches_sklearn);
     tcase_add_test(tc, test_resume_continues_the_same_run);
+    tcase_add_test(tc, test_schedules_match_pytorch);
+    tcase_add_test(tc, test_accumulation_schedule_precision);
+    tcase_add_test(tc, test_two_processes_gloo);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -315,6 +315,10 @@ static const char usage[] =
     "\n"
     "  --model SPEC        a .gseg model or ndsi:green=G,swir=S[,threshold=T]\n"
     "                      (default model.gseg)\n"
+    "  --labels FILE       truth from glacier outlines (any OGR source, any CRS)\n"
+    "                      burnt onto each scene's grid instead of masks; PATH may\n"
+    "                      then be a plain folder of scenes\n"
+    "  --label-field NAME  integer attribute holding the class (default: all 1)\n"
     "  --json FILE         also write the report as JSON ('-' for stdout)\n"
     "  --save-masks DIR    keep the predicted masks there\n"
     "  --tile N, --overlap N, --threshold T, --device DEV, --precision P,\n"
@@ -337,6 +341,7 @@ static int num_opt(const char *o, const char *v, double lo, double hi, double *o
 int gseg_evaluate_tool_main(int argc, char **argv)
 {
     const char *model = "model.gseg", *data = NULL, *json = NULL, *keep = NULL;
+    const char *labels = NULL, *label_field = NULL;
     gseg_predict_params pp = gseg_predict_params_default();
     int quiet = 0, rc = 0;
     for (int i = 1; i < argc; i++) {
@@ -352,6 +357,8 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--model") || !strcmp(a, "-m")) model = argv[++i];
         else if (!strcmp(a, "--data")) data = argv[++i];
+        else if (!strcmp(a, "--labels")) labels = argv[++i];
+        else if (!strcmp(a, "--label-field")) label_field = argv[++i];
         else if (!strcmp(a, "--json")) json = argv[++i];
         else if (!strcmp(a, "--save-masks")) keep = argv[++i];
         else if (!strcmp(a, "--tile") || !strcmp(a, "--overlap") || !strcmp(a, "--threads")) {
@@ -377,6 +384,10 @@ int gseg_evaluate_tool_main(int argc, char **argv)
             return 2;
         }
     }
+    if (label_field && !labels) {
+        fprintf(stderr, "gseg-evaluate: --label-field needs --labels FILE\n");
+        return 2;
+    }
     if (!data) {
         VSIStatBufL sb;
         data = VSIStatL("dataset/test", &sb) == 0 ? "dataset/test" : "dataset";
@@ -399,7 +410,9 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         return 1;
     }
     gseg__tdata d;
-    st = gseg__tdata_discover(&d, data);
+    st = gseg__tdata_discover(&d, data, !labels);
+    if (st == GSEG_OK && labels && (st = gseg__tdata_labels(&d, labels, label_field)) != GSEG_OK)
+        gseg__tdata_free(&d);
     char tmpdir[1024] = "";
     if (st == GSEG_OK && !keep) {
         const char *base = getenv("TMPDIR");

@@ -20,10 +20,12 @@
  * libtorch 1.13 and 2.x. The segmentation head runs in fp32.
  */
 #include "net.h"
+#include "dist.h"
 
 /* libtorch's headers trip -Wunused-parameter; they are not ours to fix. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 #pragma GCC diagnostic pop
@@ -311,6 +313,8 @@ struct gseg__net {
     bool prepared = false, fold = false, folded_valid = false;
     int outputs = 1, in_channels = 0;
     std::unique_ptr<torch::optim::AdamW> opt;
+    gseg_precision train_precision = GSEG_PRECISION_FP32; /* autocast dtype */
+    gseg__dist *dist = nullptr; /* borrowed: data parallel over its ranks */
 };
 
 namespace {
@@ -379,6 +383,48 @@ Tensor pad32(const Tensor &x)
 }
 
 /* The network's logits for host input, cropped to h x w, on the device. */
+/* Autocast for the training forward, as torch.autocast does in Python:
+ * matrix ops in bf16/fp16, weights kept in fp32. The API moved in libtorch
+ * 2.4 (per-device calls); both spellings are behind this guard. */
+class Autocast {
+  public:
+    Autocast(c10::DeviceType dev, gseg_precision p) : dev_(dev), on_(p != GSEG_PRECISION_FP32)
+    {
+        if (!on_) return;
+        auto dt = p == GSEG_PRECISION_BF16 ? at::kBFloat16 : at::kHalf;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+        at::autocast::set_autocast_dtype(dev_, dt);
+        at::autocast::set_autocast_enabled(dev_, true);
+#else
+        if (dev_ == c10::DeviceType::CUDA) {
+            at::autocast::set_autocast_gpu_dtype(dt);
+            at::autocast::set_enabled(true);
+        } else {
+            at::autocast::set_autocast_cpu_dtype(dt);
+            at::autocast::set_cpu_enabled(true);
+        }
+#endif
+        at::autocast::increment_nesting();
+    }
+    ~Autocast()
+    {
+        if (!on_) return;
+        if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+        at::autocast::set_autocast_enabled(dev_, false);
+#else
+        if (dev_ == c10::DeviceType::CUDA) at::autocast::set_enabled(false);
+        else at::autocast::set_cpu_enabled(false);
+#endif
+    }
+    Autocast(const Autocast &) = delete;
+    Autocast &operator=(const Autocast &) = delete;
+
+  private:
+    c10::DeviceType dev_;
+    bool on_;
+};
+
 Tensor logits(gseg__net *net, const float *in, int n, int c, int h, int w)
 {
     Tensor x = pad32(from_host(net, in, n, c, h, w));
@@ -487,6 +533,18 @@ int64_t gseg__net_param_count(const gseg__net *net)
     int64_t n = 0;
     for (auto &p : net->model->parameters()) n += p.numel();
     return n;
+}
+
+uint64_t gseg__net_digest(const gseg__net *net)
+{
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const Tensor &t0 : net->tensors) {
+        Tensor t = t0.detach().to(torch::kCPU).contiguous();
+        const unsigned char *b = static_cast<const unsigned char *>(t.data_ptr());
+        for (size_t k = 0, n = (size_t)t.numel() * t.element_size(); k < n; k++)
+            h = (h ^ b[k]) * 0x100000001b3ull;
+    }
+    return h;
 }
 
 gseg_status gseg__net_tensor_get(gseg__net *net, int i, void *dst, int64_t n)
@@ -642,40 +700,62 @@ try {
 }
 SHIM_CATCH("network: features")
 
-gseg_status gseg__net_train_setup(gseg__net *net, double lr, double weight_decay)
+gseg_status gseg__net_train_setup(gseg__net *net, double lr, double weight_decay,
+                                  gseg_precision precision)
 try {
     if (!net->prepared) {
         gseg_status st = gseg__net_prepare(net, "cpu", GSEG_PRECISION_FP32, 0, 0);
         if (st != GSEG_OK) return st;
     }
+    bool cuda = net->device.is_cuda();
+    if (precision == GSEG_PRECISION_AUTO)
+        precision = cuda || gseg__cpu_has_bf16() ? GSEG_PRECISION_BF16 : GSEG_PRECISION_FP32;
+    if (precision == GSEG_PRECISION_FP16)
+        return gseg__err(GSEG_ERR_UNSUPPORTED,
+                         "training in fp16 needs loss scaling, which gseg does not do; use "
+                         "--precision bf16 (CPUs with avx512_bf16/AMX, CUDA GPUs since Ampere) "
+                         "or fp32");
     drop_folded(net);
     net->fold = false;
     net->precision = GSEG_PRECISION_FP32;
     net->dtype = torch::kFloat;
+    net->train_precision = precision;
     net->model->train();
     net->opt = std::make_unique<torch::optim::AdamW>(
         net->model->parameters(), torch::optim::AdamWOptions(lr).weight_decay(weight_decay));
+    net->opt->zero_grad();
     return GSEG_OK;
 }
 SHIM_CATCH("network: training setup")
 
-gseg_status gseg__net_set_lr(gseg__net *net, double lr)
+gseg_precision gseg__net_train_precision(const gseg__net *net) { return net->train_precision; }
+
+gseg_status gseg__net_set_lr(gseg__net *net, double lr, double beta1)
 try {
     TORCH_CHECK(net->opt, "no optimiser (call train_setup first)");
-    for (auto &g : net->opt->param_groups())
-        static_cast<torch::optim::AdamWOptions &>(g.options()).lr(lr);
+    for (auto &g : net->opt->param_groups()) {
+        auto &o = static_cast<torch::optim::AdamWOptions &>(g.options());
+        o.lr(lr);
+        if (beta1 > 0) o.betas(std::make_tuple(beta1, std::get<1>(o.betas())));
+    }
     return GSEG_OK;
 }
 SHIM_CATCH("network: learning rate")
 
-gseg_status gseg__net_train_step(gseg__net *net, const float *in, int n, int c, int h, int w,
-                                 const float *target, const uint8_t *valid, double *loss)
+gseg_status gseg__net_train_accumulate(gseg__net *net, const float *in, int n, int c, int h,
+                                       int w, const float *target, const uint8_t *valid,
+                                       double scale, double *loss)
 try {
     TORCH_CHECK(net->opt, "no optimiser (call train_setup first)");
     check_input(net, n, c, h, w);
     net->model->train();
     net->folded_valid = false;
-    Tensor y = logits(net, in, n, c, h, w); /* N,K,H,W */
+    Tensor y;
+    {
+        Autocast ac(net->device.type(), net->train_precision);
+        y = logits(net, in, n, c, h, w); /* N,K,H,W */
+    }
+    y = y.to(torch::kFloat); /* the loss in fp32, as autocast does */
     Tensor t = torch::from_blob(const_cast<float *>(target), {n, h, w}, torch::kFloat)
                    .to(net->device);
     Tensor v = valid ? torch::from_blob(const_cast<uint8_t *>(valid), {n, h, w}, torch::kUInt8)
@@ -701,14 +781,94 @@ try {
         Tensor dice = (1 - (2 * inter + eps) / (denom + eps)).mean();
         l = (ce * v).sum() / nv + dice;
     }
-    net->opt->zero_grad();
-    l.backward();
-    net->opt->step();
     *loss = l.item<double>();
     TORCH_CHECK(std::isfinite(*loss), "the loss is not finite (", *loss, ")");
+    (scale == 1.0 ? l : l * scale).backward();
     return GSEG_OK;
 }
 SHIM_CATCH("network: training step")
+
+} /* extern "C" */
+
+namespace {
+
+/* Floating-point buffers (BatchNorm running statistics). */
+std::vector<Tensor> float_buffers(gseg__net *net)
+{
+    std::vector<Tensor> v;
+    for (auto &b : net->model->buffers())
+        if (b.is_floating_point()) v.push_back(b);
+    return v;
+}
+
+/* Averages the gradients over the ranks in one all-reduce, which also sums
+ * *flag (a stop request any rank may raise). */
+void average_grads(gseg__net *net, double *flag)
+{
+    std::vector<Tensor> g;
+    auto params = net->model->parameters();
+    for (auto &p : params) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        g.push_back(p.grad().reshape({-1}));
+    }
+    g.push_back(torch::full({1}, flag ? *flag : 0.0, g[0].options()));
+    Tensor flat = torch::cat(g);
+    gseg__dist_allreduce_sum(net->dist, flat);
+    if (flag) *flag = flat[-1].item<double>();
+    flat.div_(gseg__dist_world(net->dist));
+    int64_t off = 0;
+    for (auto &p : params) {
+        p.mutable_grad().copy_(flat.narrow(0, off, p.numel()).view_as(p));
+        off += p.numel();
+    }
+}
+
+} /* namespace */
+
+extern "C" {
+
+gseg_status gseg__net_attach_dist(gseg__net *net, gseg__dist *d)
+try {
+    net->dist = d;
+    if (!d || gseg__dist_world(d) == 1) return GSEG_OK;
+    torch::NoGradGuard ng;
+    std::vector<Tensor> t;
+    for (auto &p : net->model->parameters()) t.push_back(p);
+    gseg__dist_broadcast(d, t, 0);
+    auto b = float_buffers(net);
+    gseg__dist_broadcast(d, b, 0);
+    net->folded_valid = false;
+    return GSEG_OK;
+}
+SHIM_CATCH("network: joining the process group")
+
+gseg_status gseg__net_train_apply(gseg__net *net, double *flag)
+try {
+    TORCH_CHECK(net->opt, "no optimiser (call train_setup first)");
+    bool dp = net->dist && gseg__dist_world(net->dist) > 1;
+    if (dp) {
+        torch::NoGradGuard ng;
+        average_grads(net, flag);
+    }
+    net->opt->step();
+    net->opt->zero_grad();
+    if (dp) {
+        /* Rank 0's BatchNorm statistics everywhere, as DDP's
+         * broadcast_buffers does, so every rank holds the same model. */
+        torch::NoGradGuard ng;
+        auto b = float_buffers(net);
+        gseg__dist_broadcast(net->dist, b, 0);
+    }
+    return GSEG_OK;
+}
+SHIM_CATCH("network: optimiser step")
+
+gseg_status gseg__net_train_step(gseg__net *net, const float *in, int n, int c, int h, int w,
+                                 const float *target, const uint8_t *valid, double *loss)
+{
+    gseg_status st = gseg__net_train_accumulate(net, in, n, c, h, w, target, valid, 1.0, loss);
+    return st == GSEG_OK ? gseg__net_train_apply(net, NULL) : st;
+}
 
 gseg_status gseg__net_opt_save(gseg__net *net, const char *path)
 try {

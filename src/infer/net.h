@@ -60,6 +60,9 @@ int64_t gseg__net_tensor_numel(const gseg__net *net, int i);
  * n = numel. Setting invalidates the prepared (folded) copy. */
 gseg_status gseg__net_tensor_get(gseg__net *net, int i, void *dst, int64_t n);
 gseg_status gseg__net_tensor_set(gseg__net *net, int i, const void *src, int64_t n);
+/* FNV-1a digest of every tensor's bytes (parameters and buffers): equal
+ * digests, equal models. */
+uint64_t gseg__net_digest(const gseg__net *net);
 /* Parameter count (learnable values). */
 int64_t gseg__net_param_count(const gseg__net *net);
 
@@ -93,14 +96,37 @@ gseg_status gseg__net_features(gseg__net *net, const float *in, int n, int c,
                                int64_t cap, int64_t shape[4]);
 
 /* Training. gseg__net_train_setup creates an AdamW optimiser (PyTorch's
- * defaults for betas and eps) over all parameters, on the prepared device,
- * in fp32; the net goes to training mode. */
-gseg_status gseg__net_train_setup(gseg__net *net, double lr, double weight_decay);
-gseg_status gseg__net_set_lr(gseg__net *net, double lr);
-/* One step: forward, loss, backward, optimiser step. target is n x h x w
- * class indices (0/1 for binary) as float; valid (n x h x w, NULL = all)
- * excludes pixels from the loss. Loss: BCE + soft Dice (binary) or
- * cross-entropy + mean soft Dice over classes. *loss gets the value. */
+ * defaults for betas and eps) over all parameters, on the prepared device;
+ * weights stay fp32 and the forward runs under autocast at `precision`
+ * (fp32, bf16; AUTO = bf16 on CUDA and on CPUs with native bf16, else
+ * fp32; fp16 is refused: it would need loss scaling). Training mode. */
+gseg_status gseg__net_train_setup(gseg__net *net, double lr, double weight_decay,
+                                  gseg_precision precision);
+/* The precision train_setup resolved to. */
+gseg_precision gseg__net_train_precision(const gseg__net *net);
+/* Learning rate, and AdamW's beta1 when beta1 > 0 (one-cycle momentum). */
+gseg_status gseg__net_set_lr(gseg__net *net, double lr, double beta1);
+/* Forward, loss and backward of one (micro-)batch; the gradients, scaled
+ * by `scale` (1 / accumulation steps), add to those already held. target
+ * is n x h x w class indices (0/1 for binary) as float; valid (n x h x w,
+ * NULL = all) excludes pixels from the loss. Loss: BCE + soft Dice
+ * (binary) or cross-entropy + mean soft Dice over classes, in fp32.
+ * *loss gets the unscaled value. */
+gseg_status gseg__net_train_accumulate(gseg__net *net, const float *in, int n, int c,
+                                       int h, int w, const float *target,
+                                       const uint8_t *valid, double scale, double *loss);
+/* The optimiser step over the accumulated gradients, which are then
+ * zeroed. With a process group attached, the gradients are first averaged
+ * over the ranks, in one all-reduce that also sums *flag (NULL: none; a
+ * stop request any rank may raise), and after the step every rank takes
+ * rank 0's BatchNorm statistics: all ranks hold the same model. */
+gseg_status gseg__net_train_apply(gseg__net *net, double *flag);
+/* Data parallel training over d's ranks (borrowed; NULL detaches): rank
+ * 0's parameters and BatchNorm statistics are broadcast to all. Call on
+ * every rank after train_setup (and after loading a checkpoint). */
+typedef struct gseg__dist gseg__dist;
+gseg_status gseg__net_attach_dist(gseg__net *net, gseg__dist *d);
+/* accumulate (scale 1) + apply. */
 gseg_status gseg__net_train_step(gseg__net *net, const float *in, int n, int c,
                                  int h, int w, const float *target,
                                  const uint8_t *valid, double *loss);

@@ -22,6 +22,12 @@ static const char usage[] =
     "file stem (0 background, 1 glacier, ..., nodata not labelled). PATH may be a\n"
     ".zip, .tar or .tar.gz archive (read in place) or any GDAL VSI path.\n"
     "\n"
+    "  --labels FILE         glacier outlines (RGI, GLIMS: GeoPackage, shapefile,\n"
+    "                        .zip, any OGR source, any CRS) burnt onto each scene's\n"
+    "                        grid instead of masks (masks/ then optional, ignored);\n"
+    "                        PATH may then also be a plain folder of scenes\n"
+    "  --label-field NAME    integer attribute holding the class (1..254);\n"
+    "                        default: every polygon is class 1\n"
     "  -o, --out FILE        best model by validation mean IoU (default model.gseg);\n"
     "                        the last epoch goes to <stem>.last.gseg\n"
     "  --bands LIST          input bands (numbers or names); default every band\n"
@@ -30,29 +36,45 @@ static const char usage[] =
     "  --init-encoder FILE   torchvision ResNet weights (e.g. ImageNet) for the encoder\n"
     "  --epochs N            epochs (default 10)\n"
     "  --steps N             total steps instead of epochs\n"
-    "  --steps-per-epoch N   default: training pixels / tile^2 / batch\n"
-    "  --batch N             tiles per step (default 8)\n"
+    "  --steps-per-epoch N   default: training pixels / tile^2 / samples per step\n"
+    "  --batch N             tiles per micro-batch (default 8)\n"
+    "  --accum N             micro-batches per optimiser step (gradient\n"
+    "                        accumulation; default 1): samples per step =\n"
+    "                        batch x accum x processes\n"
     "  --tile N              tile size (default 256)\n"
-    "  --lr X                peak learning rate, AdamW (default 1e-3); linear\n"
-    "                        warm-up, then cosine decay\n"
+    "  --lr X                peak learning rate, AdamW (default 1e-3)\n"
+    "  --schedule NAME       cosine (default: linear warm-up, then cosine decay) or\n"
+    "                        onecycle (PyTorch's OneCycleLR: lr and beta1 cycled)\n"
     "  --weight-decay X      (default 1e-4)\n"
-    "  --warmup N            warm-up steps (default 5 %% of the steps)\n"
+    "  --warmup N            cosine warm-up steps (default 5 %% of the steps)\n"
     "  --glacier-share X     share of windows centred on glacier (default 0.5)\n"
     "  --val-fraction X      scenes held out for validation without val/ (0.2)\n"
     "  --patience N          stop after N epochs without improvement\n"
     "  --seed N              (default 1): same seed and threads, same weights\n"
     "  --loaders N           data loader threads (default 2)\n"
     "  --threads N           network threads (default all cores)\n"
-    "  --device DEV          cpu (default), cuda, cuda:N\n"
+    "  --device DEV          cpu (default), cuda, cuda:N (several processes:\n"
+    "                        cuda means cuda:LOCAL_RANK)\n"
+    "  --precision P         auto (default: bf16 on CPUs with avx512_bf16/AMX and\n"
+    "                        on CUDA, else fp32), fp32, bf16: mixed precision\n"
+    "                        (autocast; weights and optimiser stay fp32)\n"
     "  --metrics FILE        CSV, or JSON lines if FILE ends .jsonl\n"
     "                        (default <stem>.metrics.csv)\n"
     "  --max-time SECONDS    end after the step that passes this training time\n"
     "                        (validating and checkpointing that epoch)\n"
     "  --resume              continue the run of <stem>.last.gseg (same options):\n"
     "                        same data stream, optimiser state and schedule\n"
+    "  --resume-or-start     --resume if <stem>.last.gseg exists, else start\n"
+    "                        (for requeued cluster jobs)\n"
     "  -q, --quiet           no progress\n"
     "\n"
-    "Ctrl-C stops after the current step and keeps the last checkpoint.\n";
+    "Ctrl-C stops after the current step and keeps the last checkpoint.\n"
+    "\n"
+    "Several processes (data parallel over torch.distributed: Gloo on CPU, NCCL on\n"
+    "CUDA) start the same command under torchrun or srun, e.g.\n"
+    "  torchrun --nproc-per-node 2 gseg-train --data DIR -o m.gseg --threads 1\n"
+    "They meet at MASTER_ADDR:MASTER_PORT (RANK, WORLD_SIZE, LOCAL_RANK; or an srun\n"
+    "step's SLURM_PROCID, SLURM_STEP_NUM_TASKS); rank 0 reports and writes files.\n";
 
 static int get_int(const char *o, const char *v, long lo, long hi, int *out)
 {
@@ -88,7 +110,8 @@ static int on_progress(double complete, const char *msg, void *user)
     term *t = user;
     (void)complete;
     if (!msg) return 1;
-    int epoch_line = strstr(msg, "val mIoU") != NULL || strstr(msg, "statistics") != NULL;
+    /* Step lines are redrawn on a terminal; every other line is kept. */
+    int epoch_line = !(strstr(msg, " step ") && strstr(msg, "ETA"));
     if (t->tty)
         fprintf(stderr, epoch_line ? "\r\033[K%s\n" : "\r\033[K%s", msg);
     else if (epoch_line)
@@ -100,6 +123,7 @@ int gseg_train_tool_main(int argc, char **argv)
 {
     gseg_train_params p = gseg_train_params_default();
     p.output = "model.gseg";
+    p.distributed = 1; /* torchrun / srun */
     char **bands = NULL, **classes = NULL;
     int quiet = 0, rc = 0, nclasses_given = 0;
     long seed = 1;
@@ -124,6 +148,12 @@ int gseg_train_tool_main(int argc, char **argv)
         } else if (!strcmp(a, "--data")) {
             NEED();
             p.data = v;
+        } else if (!strcmp(a, "--labels")) {
+            NEED();
+            p.labels = v;
+        } else if (!strcmp(a, "--label-field")) {
+            NEED();
+            p.label_field = v;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
             NEED();
             p.output = v;
@@ -195,10 +225,17 @@ int gseg_train_tool_main(int argc, char **argv)
                 fprintf(stderr, "gseg-train: %s\n", gseg_last_error());
                 BAD();
             }
-            if (p.model_options.precision != GSEG_PRECISION_FP32 &&
-                p.model_options.precision != GSEG_PRECISION_AUTO) {
-                fprintf(stderr, "gseg-train: --precision %s: training runs in fp32 in this "
-                                "version\n", v);
+        } else if (!strcmp(a, "--accum")) {
+            NEED();
+            if (!get_int(a, v, 1, 4096, &p.accum)) BAD();
+        } else if (!strcmp(a, "--schedule")) {
+            NEED();
+            if (!strcmp(v, "cosine")) {
+                p.schedule = GSEG_SCHEDULE_COSINE;
+            } else if (!strcmp(v, "onecycle")) {
+                p.schedule = GSEG_SCHEDULE_ONECYCLE;
+            } else {
+                fprintf(stderr, "gseg-train: --schedule %s: expected cosine or onecycle\n", v);
                 BAD();
             }
         } else if (!strcmp(a, "--metrics")) {
@@ -211,6 +248,8 @@ int gseg_train_tool_main(int argc, char **argv)
             if (!get_num(a, v, 1, 1e9, &p.max_seconds)) BAD();
         } else if (!strcmp(a, "--resume")) {
             p.resume = 1;
+        } else if (!strcmp(a, "--resume-or-start")) {
+            p.resume = 2;
         } else {
             fprintf(stderr, "gseg-train: unknown option %s\nTry 'gseg-train --help'.\n", a);
             BAD();
@@ -234,11 +273,14 @@ int gseg_train_tool_main(int argc, char **argv)
         if (st != GSEG_OK) {
             fprintf(stderr, "gseg-train: %s\n", gseg_last_error());
             rc = st == GSEG_ERR_ARG ? 2 : 1;
-        } else if (!quiet) {
+        } else if (!quiet && s.rank == 0) {
             printf("%s: %ld steps in %.0f s (%.2f samples/s, %.1f %% waiting for data); "
-                   "best val mIoU %.4f at epoch %d\n",
+                   "best val mIoU %.4f at epoch %d; weights digest %016llx\n",
                    p.output, s.steps, s.seconds, s.samples_per_s, 100 * s.wait_share,
-                   s.best_miou, s.best_epoch);
+                   s.best_miou, s.best_epoch, s.digest);
+        } else if (!quiet) {
+            printf("rank %d of %d: %ld steps; weights digest %016llx (rank 0 writes the model)\n",
+                   s.rank, s.processes, s.steps, s.digest);
         }
     }
 out:

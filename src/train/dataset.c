@@ -9,6 +9,8 @@
  *   PATH/images + PATH/masks                                    (no val/)
  * Masks are matched to images by file stem. Mask values: 0 background,
  * 1..K-1 classes, the mask's nodata (or 255) not labelled.
+ * With labels from outlines (need_masks 0) masks/ folders are optional, and
+ * PATH may also be a plain folder (or archive) of rasters.
  */
 #include "train.h"
 
@@ -89,7 +91,8 @@ static char *find_mask(const char *mdir, const char *img)
     return NULL;
 }
 
-static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir, int val)
+static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir, int val,
+                             int need_masks)
 {
     char **imgs = list_rasters(idir);
     gseg_status st = GSEG_OK;
@@ -97,7 +100,7 @@ static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir,
         st = gseg__err(GSEG_ERR_IO, "%s: no raster files (.tif, .jp2, .img, .vrt)", idir);
     for (int i = 0; imgs && imgs[i] && st == GSEG_OK; i++) {
         char *mask = find_mask(mdir, imgs[i]);
-        if (!mask) {
+        if (!mask && need_masks) {
             st = gseg__err(GSEG_ERR_IO, "%s: no mask %s/%s.* (masks are matched by file stem)",
                            imgs[i], mdir, CPLGetBasename(imgs[i]));
             break;
@@ -119,7 +122,7 @@ static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir,
     return st;
 }
 
-gseg_status gseg__tdata_discover(gseg__tdata *d, const char *path)
+gseg_status gseg__tdata_discover(gseg__tdata *d, const char *path, int need_masks)
 {
     memset(d, 0, sizeof *d);
     char *root = vsi_root(path);
@@ -134,22 +137,24 @@ gseg_status gseg__tdata_discover(gseg__tdata *d, const char *path)
     } else if (is_dir(tr)) {
         snprintf(im, sizeof im, "%s/images", tr);
         snprintf(ma, sizeof ma, "%s/masks", tr);
-        st = add_pairs(d, im, ma, 0);
+        st = add_pairs(d, im, ma, 0, need_masks);
         if (st == GSEG_OK && is_dir(va)) {
             snprintf(im, sizeof im, "%s/images", va);
             snprintf(ma, sizeof ma, "%s/masks", va);
-            st = add_pairs(d, im, ma, 1);
+            st = add_pairs(d, im, ma, 1, need_masks);
             d->has_val = st == GSEG_OK;
         }
     } else {
         snprintf(im, sizeof im, "%s/images", root);
         snprintf(ma, sizeof ma, "%s/masks", root);
-        if (!is_dir(im))
+        if (is_dir(im))
+            st = add_pairs(d, im, ma, 0, need_masks);
+        else if (!need_masks)
+            st = add_pairs(d, root, ma, 0, 0); /* a plain folder of scenes */
+        else
             st = gseg__err(GSEG_ERR_IO,
                            "%s: expected train/images + train/masks (or images/ + masks/) inside",
                            path);
-        else
-            st = add_pairs(d, im, ma, 0);
     }
     free(root);
     if (st != GSEG_OK) gseg__tdata_free(d);
@@ -160,6 +165,10 @@ void gseg__tdata_free(gseg__tdata *d)
 {
     for (int i = 0; i < d->n; i++) {
         free(d->scenes[i].image);
+        if (d->scenes[i].mask_is_mem) {
+            VSIUnlink(d->scenes[i].mask);
+            VSIUnlink(CPLSPrintf("%s.aux.xml", d->scenes[i].mask));
+        }
         free(d->scenes[i].mask);
         free(d->scenes[i].glacier_blocks);
     }
@@ -171,6 +180,7 @@ void gseg__tdata_free(gseg__tdata *d)
  * a positive class. */
 static gseg_status index_mask(gseg__tscene *s, gseg_scene *img, int nclasses)
 {
+    if (!s->mask) return gseg__err(GSEG_ERR_ARG, "%s: no mask (and no --labels)", s->image);
     GDALDatasetH m = GDALOpenEx(s->mask, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
     if (!m) return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot open mask", s->mask);
     gseg_status st = GSEG_OK;

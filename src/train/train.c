@@ -3,16 +3,25 @@
  *
  *   discover (dataset.c) -> per-band statistics -> new model
  *   loader threads: random windows -> normalise -> augment -> batch queue
- *   main thread: AdamW steps (warm-up, then cosine), validation each epoch
- *   (confusion matrix, IoU), best and last checkpoints, metrics file.
+ *   main thread: AdamW steps (warm-up + cosine, or one-cycle; gradients
+ *   accumulated over --accum micro-batches; autocast bf16 where asked),
+ *   validation each epoch (confusion matrix, IoU), best and last
+ *   checkpoints, metrics file.
  *
  * Threads: each loader owns its own GDAL handles (a gseg_scene and a mask
- * dataset per scene, opened lazily). Batch b is made by loader b % L from
- * a random stream seeded by (seed, b), and the trainer takes batches in
- * order, so the data — and with the same threads, the weights — depend only
- * on the seed, never on thread timing.
+ * dataset per scene, opened lazily). Micro-batch q of this process is made
+ * by loader q % L from a random stream seeded by (seed, q * world + rank),
+ * and the trainer takes them in order, so the data — and with the same
+ * threads, the weights — depend only on the seed, never on thread timing.
+ *
+ * Several processes (torchrun, srun; dist.h): each rank draws its own
+ * micro-batches (the global stream interleaved by rank), gradients are
+ * averaged in the optimiser step, validation scenes are shared out and
+ * their confusion matrices summed, so every rank takes the same decisions;
+ * only rank 0 reports and writes files.
  */
 #include "train.h"
+#include "../infer/dist.h"
 #include "../infer/net.h"
 #include "json.h"
 
@@ -50,8 +59,8 @@ gseg_train_params gseg_train_params_default(void)
     p.val_fraction = 0.2;
     p.seed = 1;
     p.loaders = 2;
+    p.accum = 1;
     p.model_options = gseg_model_options_default();
-    p.model_options.precision = GSEG_PRECISION_FP32;
     return p;
 }
 
@@ -85,6 +94,7 @@ typedef struct loader_ctx {
     int nb;
     const double *mean, *sd;
     int T, B, nloaders;
+    int rank, world;
     batch *slots;
     int depth;
     long next_needed; /* batches below this were consumed */
@@ -201,7 +211,8 @@ static void *loader_main(void *arg)
         pthread_mutex_unlock(&c->mu);
         if (stop) break;
         batch *s = &c->slots[b % c->depth];
-        uint64_t rng = c->p->seed * 0x9e3779b97f4a7c15ull + (uint64_t)b * 0xd1b54a32d192ed03ull;
+        uint64_t g = (uint64_t)b * (uint64_t)c->world + (uint64_t)c->rank;
+        uint64_t rng = c->p->seed * 0x9e3779b97f4a7c15ull + g * 0xd1b54a32d192ed03ull;
         mix(&rng);
         gseg_status st = GSEG_OK;
         for (int i = 0; i < c->B && st == GSEG_OK; i++)
@@ -254,10 +265,12 @@ static void release(loader_ctx *c, long b)
 
 /* ---- validation -------------------------------------------------------------- */
 
-/* Adds the confusion matrix conf[K][K] (truth x prediction) of the val
- * scenes, tile by tile (padded at the edges). */
+/* The confusion matrix conf[K][K] (truth x prediction) of the val scenes,
+ * tile by tile (padded at the edges); with several ranks, each takes every
+ * world-th val scene and the matrices are summed. */
 static gseg_status validate(gseg__net *net, gseg__tdata *d, const char *const *bands, int nb,
-                            const double *mean, const double *sd, int K, int T, long long *conf)
+                            const double *mean, const double *sd, int K, int T,
+                            gseg__dist *dist, double *conf)
 {
     size_t plane = (size_t)T * T;
     int outs = K == 2 ? 1 : K;
@@ -267,9 +280,9 @@ static gseg_status validate(gseg__net *net, gseg__tdata *d, const char *const *b
     memset(conf, 0, (size_t)K * K * sizeof *conf);
     gseg_scene_params sp = gseg_scene_params_default();
     sp.bands = bands;
-    for (int i = 0; i < d->n && st == GSEG_OK; i++) {
+    for (int i = 0, nv = 0; i < d->n && st == GSEG_OK; i++) {
         gseg__tscene *s = &d->scenes[i];
-        if (!s->val) continue;
+        if (!s->val || nv++ % gseg__dist_world(dist) != gseg__dist_rank(dist)) continue;
         gseg_scene *img = NULL;
         const char *pth[1] = {s->image};
         st = gseg_scene_open(pth, 1, &sp, &img);
@@ -305,7 +318,7 @@ static gseg_status validate(gseg__net *net, gseg__tdata *d, const char *const *b
                             for (int c = 1; c < outs; c++)
                                 if (y[(size_t)c * plane + k] > y[(size_t)pred * plane + k]) pred = c;
                         }
-                        if (truth < K) conf[truth * K + pred]++;
+                        if (truth < K) conf[truth * K + pred] += 1;
                     }
             }
         if (md) GDALClose(md);
@@ -315,18 +328,23 @@ static gseg_status validate(gseg__net *net, gseg__tdata *d, const char *const *b
     free(y);
     free(v);
     free(m);
-    return st;
+    /* Every rank gets here, also after an error, so none waits forever. */
+    double failed = st != GSEG_OK;
+    gseg_status dst = gseg__dist_allreduce_f64(dist, &failed, 1);
+    if (dst == GSEG_OK && st == GSEG_OK) dst = gseg__dist_allreduce_f64(dist, conf, K * K);
+    if (st == GSEG_OK && failed > 0) st = gseg__err(GSEG_ERR_IO, "validation failed on another rank");
+    return st != GSEG_OK ? st : dst;
 }
 
-static double iou_of(const long long *conf, int K, int c)
+static double iou_of(const double *conf, int K, int c)
 {
-    long long tp = conf[c * K + c], fp = 0, fn = 0;
+    double tp = conf[c * K + c], fp = 0, fn = 0;
     for (int j = 0; j < K; j++)
         if (j != c) {
             fp += conf[j * K + c];
             fn += conf[c * K + j];
         }
-    return tp + fp + fn ? (double)tp / (double)(tp + fp + fn) : NAN;
+    return tp + fp + fn > 0 ? tp / (tp + fp + fn) : NAN;
 }
 
 /* ---- the run ---------------------------------------------------------------- */
@@ -342,6 +360,65 @@ static char *sibling(const char *out, const char *suffix)
         strcpy(s + stem, suffix);
     }
     return s;
+}
+
+/* Writes the checkpoint: best (if best_path), then the optimiser state
+ * (state_name, beside last_path), then last_path naming it; older state
+ * files are removed after, so a crash anywhere leaves a consistent pair. */
+static gseg_status save_checkpoint(gseg_model *m, gseg__net *net, const char *prov,
+                                   const char *best_path, const char *last_path,
+                                   const char *state_name)
+{
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%s", CPLGetPath(last_path));
+    char *state_path = gseg__strdup(CPLFormFilename(dir, state_name, NULL));
+    gseg_status st = state_path ? gseg_model_set_provenance(m, prov) : GSEG_ERR_NOMEM;
+    if (st == GSEG_OK && best_path) st = gseg_model_save(m, best_path);
+    if (st == GSEG_OK) st = gseg__net_opt_save(net, state_path);
+    if (st == GSEG_OK) st = gseg_model_save(m, last_path);
+    if (st == GSEG_OK) {
+        char stem[1024];
+        snprintf(stem, sizeof stem, "%s", CPLGetBasename(last_path));
+        size_t bl = strlen(stem);
+        char **files = VSIReadDir(dir);
+        for (int f = 0; files && files[f]; f++) {
+            const char *nm = files[f];
+            size_t n = strlen(nm);
+            if (strncmp(nm, stem, bl) == 0 && nm[bl] == '.' && n > 6 &&
+                strcmp(nm + n - 6, ".state") == 0 && strcmp(nm, state_name) != 0)
+                VSIUnlink(CPLFormFilename(dir, nm, NULL));
+        }
+        CSLDestroy(files);
+    }
+    free(state_path);
+    return st;
+}
+
+/* Joins the process group the environment describes, if any (*dist NULL
+ * for one process); *device gets the device to train on: with several
+ * processes, "cuda" is cuda:LOCAL_RANK. */
+static gseg_status join(const gseg_train_params *p, gseg_progress_fn progress, void *user,
+                        char *device, size_t cap, gseg__dist **dist)
+{
+    *dist = NULL;
+    snprintf(device, cap, "%s", p->model_options.device ? p->model_options.device : "cpu");
+    if (!p->distributed) return GSEG_OK;
+    gseg__dist_env e;
+    gseg_status st = gseg__dist_env_read(&e);
+    if (st != GSEG_OK || e.world == 1) return st;
+    if (!strcmp(device, "cuda")) snprintf(device, cap, "cuda:%d", e.local_rank);
+    if (progress && e.rank == 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "joining %d processes (%s) at %s:%d", e.world, e.source, e.addr,
+                 e.port);
+        progress(0.0, msg, user);
+    }
+    /* How long a rank waits for the others (rendezvous, each collective). */
+    const char *to = CPLGetConfigOption("GSEG_DIST_TIMEOUT", "1800");
+    double timeout = CPLAtof(to);
+    if (!(timeout >= 1 && timeout <= 1e6))
+        return gseg__err(GSEG_ERR_ARG, "GSEG_DIST_TIMEOUT=%s: expected seconds, 1..1e6", to);
+    return gseg__dist_new(&e, !strncmp(device, "cuda", 4), timeout, dist);
 }
 
 /* What a checkpoint says of its run (provenance.training). */
@@ -380,14 +457,29 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
 {
     if (!p || !p->output || !*p->output) return gseg__err(GSEG_ERR_ARG, "no output model given (-o MODEL.gseg)");
     if (p->tile < 32 || p->tile > 4096 || p->batch < 1 || p->loaders < 1 || p->nclasses < 2 ||
-        p->nclasses > 255 || !(p->lr > 0))
-        return gseg__err(GSEG_ERR_ARG, "training: tile 32..4096, batch >= 1, classes 2..255, lr > 0");
+        p->nclasses > 255 || !(p->lr > 0) || p->accum < 1 || p->accum > 4096)
+        return gseg__err(GSEG_ERR_ARG,
+                         "training: tile 32..4096, batch >= 1, accum 1..4096, classes 2..255, lr > 0");
     gseg_train_stats S;
     memset(&S, 0, sizeof S);
     g_stop = 0;
+    /* Several processes: meet first, so that a missing rank fails early. */
+    gseg__dist *dist = NULL;
+    char device[64];
+    gseg_status jst = join(p, progress, user, device, sizeof device, &dist);
+    if (jst != GSEG_OK) return jst;
+    int rank = gseg__dist_rank(dist), world = gseg__dist_world(dist);
+    if (rank != 0) progress = NULL; /* rank 0 reports */
     gseg__tdata d;
-    gseg_status st = gseg__tdata_discover(&d, p->data ? p->data : "dataset");
-    if (st != GSEG_OK) return st;
+    gseg_status st = p->label_field && !p->labels
+                         ? gseg__err(GSEG_ERR_ARG, "a label field needs label outlines (--labels FILE)")
+                         : gseg__tdata_discover(&d, p->data ? p->data : "dataset", !p->labels);
+    if (st == GSEG_OK && p->labels && (st = gseg__tdata_labels(&d, p->labels, p->label_field)))
+        gseg__tdata_free(&d);
+    if (st != GSEG_OK) {
+        gseg__dist_free(dist);
+        return st;
+    }
     int nb = 0;
     char **names = NULL;
     double *mean = NULL, *sd = NULL;
@@ -437,11 +529,14 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
     run_state rs;
     memset(&rs, 0, sizeof rs);
     rs.best = -1;
+    int resume = p->resume == 1;
     if (st == GSEG_OK) {
         last_path = sibling(p->output, ".last.gseg");
         if (!last_path) st = GSEG_ERR_NOMEM;
+        VSIStatBufL sb;
+        if (last_path && p->resume == 2) resume = VSIStatL(last_path, &sb) == 0;
     }
-    if (st == GSEG_OK && p->resume) {
+    if (st == GSEG_OK && resume) {
         /* The checkpoint carries the model, its normalisation and the run's
          * position; the data stream is a function of (seed, step). */
         st = gseg_model_open(last_path, &p->model_options, &m);
@@ -456,7 +551,7 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         if (progress) progress(0.0, "computing band statistics", user);
         st = gseg__tdata_stats(&d, (const char *const *)names, nb, mean, sd);
     }
-    if (st == GSEG_OK && !p->resume) {
+    if (st == GSEG_OK && !resume) {
         gseg_model_def def = gseg_model_def_default();
         def.encoder = p->encoder ? p->encoder : "resnet50";
         def.nbands = nb;
@@ -470,21 +565,23 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         def.seed = p->seed;
         st = gseg_model_new(&def, &p->model_options, &m);
     }
-    if (st == GSEG_OK && p->init_encoder && !p->resume) st = gseg_model_init_encoder(m, p->init_encoder);
+    if (st == GSEG_OK && p->init_encoder && !resume) st = gseg_model_init_encoder(m, p->init_encoder);
     gseg__net *net = m ? gseg__netmodel_net(m) : NULL;
     if (st == GSEG_OK)
-        st = gseg__net_prepare(net, p->model_options.device, GSEG_PRECISION_FP32,
-                               p->model_options.threads, 0);
-    if (st == GSEG_OK) st = gseg__net_train_setup(net, p->lr, p->weight_decay);
-    if (st == GSEG_OK && p->resume) st = gseg__net_opt_load(net, rs.state_file);
+        st = gseg__net_prepare(net, device, GSEG_PRECISION_FP32, p->model_options.threads, 0);
+    if (st == GSEG_OK) st = gseg__net_train_setup(net, p->lr, p->weight_decay, p->model_options.precision);
+    if (st == GSEG_OK && resume) st = gseg__net_opt_load(net, rs.state_file);
+    if (st == GSEG_OK && dist) st = gseg__net_attach_dist(net, dist);
 
-    /* Steps: --steps, else epochs x (training pixels / tile area / batch). */
+    /* Steps: --steps, else epochs x (training pixels / tile area / samples
+     * per step: batch x accum x processes). */
+    double per_step = (double)p->batch * p->accum * world;
     int steps_per_epoch = p->steps_per_epoch > 0
                               ? p->steps_per_epoch
-                              : (int)fmax(1.0, ceil((double)train_px / ((double)p->tile * p->tile) / p->batch));
+                              : (int)fmax(1.0, ceil((double)train_px / ((double)p->tile * p->tile) / per_step));
     long total = p->steps > 0 ? p->steps : (long)p->epochs * steps_per_epoch;
     int epochs = (int)((total + steps_per_epoch - 1) / steps_per_epoch);
-    long warmup = p->warmup >= 0 ? p->warmup : total / 20;
+    gseg__sched sched = {p->schedule, p->lr, total, p->warmup >= 0 ? p->warmup : total / 20};
 
     /* Loaders. */
     size_t plane = (size_t)p->tile * p->tile;
@@ -500,8 +597,10 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         c.T = p->tile;
         c.B = p->batch;
         c.nloaders = p->loaders;
+        c.rank = rank;
+        c.world = world;
         c.depth = 2 * p->loaders;
-        c.next_needed = rs.steps;
+        c.next_needed = rs.steps * p->accum;
         c.slots = gseg__calloc((size_t)c.depth, sizeof *c.slots);
         L = gseg__calloc((size_t)p->loaders, sizeof *L);
         th = gseg__calloc((size_t)p->loaders, sizeof *th);
@@ -533,23 +632,23 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
             nthreads++;
         }
     }
-    if (st == GSEG_OK) {
+    if (st == GSEG_OK && rank == 0) {
         metrics_path = p->metrics ? gseg__strdup(p->metrics) : sibling(p->output, ".metrics.csv");
         if (!metrics_path) st = GSEG_ERR_NOMEM;
     }
     int jsonl = 0;
-    if (st == GSEG_OK) {
+    if (st == GSEG_OK && rank == 0) {
         size_t n = strlen(metrics_path);
         jsonl = n > 6 && strcmp(metrics_path + n - 6, ".jsonl") == 0;
-        mf = fopen(metrics_path, p->resume ? "a" : "w");
+        mf = fopen(metrics_path, resume ? "a" : "w");
         if (!mf) st = gseg__err(GSEG_ERR_IO, "%s: cannot write metrics", metrics_path);
-        else if (!jsonl && !p->resume) fprintf(mf, "epoch,step,lr,train_loss,val_miou,val_iou_glacier,seconds,samples_per_s\n");
+        else if (!jsonl && !resume) fprintf(mf, "epoch,step,lr,train_loss,val_miou,val_iou_glacier,seconds,samples_per_s\n");
     }
 
     /* Training. */
     int K = p->nclasses, best_epoch = rs.best_epoch, stale = rs.stale;
     double best = rs.best, t0 = now_s(), loss_sum = 0;
-    long long *conf = gseg__calloc((size_t)K * K, sizeof *conf);
+    double *conf = gseg__calloc((size_t)K * K, sizeof *conf);
     if (st == GSEG_OK && !conf) st = GSEG_ERR_NOMEM;
     long step = rs.steps, step0 = rs.steps;
     int timed_out = 0;
@@ -561,40 +660,51 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         int nloss = 0;
         loss_sum = 0;
         for (int k = (int)(step % steps_per_epoch); k < steps_per_epoch && step < total && st == GSEG_OK;
-             k++, step++) {
-            if (p->max_seconds > 0 && now_s() - t0 > p->max_seconds) {
-                timed_out = 1;
-                break;
-            }
-            if (g_stop) {
-                st = gseg__err(GSEG_ERR_CANCELLED, "interrupted at step %ld; last weights in %s",
-                               step, last_path);
-                break;
-            }
-            double lr = step < warmup ? p->lr * (double)(step + 1) / (double)warmup
-                                      : 0.5 * p->lr * (1 + cos(M_PI * (double)(step - warmup) /
-                                                               (double)fmax(1, total - warmup)));
-            st = gseg__net_set_lr(net, lr);
+             k++) {
+            double lr, beta1, loss = 0;
+            gseg__sched_at(&sched, step, &lr, &beta1);
+            st = gseg__net_set_lr(net, lr, beta1);
             cur_lr = lr;
-            batch *b = st == GSEG_OK ? take(&c, step) : NULL;
-            if (!b) {
-                if (st == GSEG_OK) st = gseg__err(c.err ? c.err : GSEG_ERR_INTERNAL, "%s", gseg_last_error());
-                break;
+            for (int a = 0; a < p->accum && st == GSEG_OK; a++) {
+                long q = step * p->accum + a;
+                batch *b = take(&c, q);
+                if (!b) {
+                    st = gseg__err(c.err ? c.err : GSEG_ERR_INTERNAL, "%s", gseg_last_error());
+                    break;
+                }
+                double l = 0;
+                st = gseg__net_train_accumulate(net, b->x, p->batch, nb, p->tile, p->tile, b->t,
+                                                b->v, 1.0 / p->accum, &l);
+                release(&c, q);
+                loss += l / p->accum;
             }
-            double loss = 0;
-            st = gseg__net_train_step(net, b->x, p->batch, nb, p->tile, p->tile, b->t, b->v, &loss);
-            release(&c, step);
-            loss_sum += loss;
-            nloss++;
-            S.final_loss = loss;
+            if (st != GSEG_OK) break;
             if (progress) {
-                double el = now_s() - t0, rate = (double)(step + 1 - step0) * p->batch / el;
-                double eta = (double)(total - step - 1) * p->batch / rate;
+                double el = now_s() - t0, rate = (double)(step + 1 - step0) * per_step / el;
+                double eta = (double)(total - step - 1) * per_step / rate;
                 char msg[200];
                 snprintf(msg, sizeof msg, "epoch %d/%d step %ld/%ld loss %.4f lr %.2e %.1f samples/s ETA %.0f s",
                          ep, epochs, step + 1, total, loss, lr, rate, eta);
-                if (!progress((double)(step + 1) / (double)total, msg, user))
-                    g_stop = 1;
+                if (!progress((double)(step + 1) / (double)total, msg, user)) g_stop = 1;
+            }
+            /* A stop request (Ctrl-C or the progress callback: 1,
+             * --max-time: 1024) from any rank ends the run after this step
+             * on every rank: it travels with this step's gradients. */
+            double flag = (g_stop ? 1 : 0) +
+                          (p->max_seconds > 0 && now_s() - t0 > p->max_seconds ? 1024 : 0);
+            st = gseg__net_train_apply(net, &flag);
+            if (st != GSEG_OK) break;
+            step++;
+            loss_sum += loss;
+            nloss++;
+            S.final_loss = loss;
+            if (flag > 0) {
+                if (fmod(flag, 1024) > 0)
+                    st = gseg__err(GSEG_ERR_CANCELLED, "interrupted at step %ld; last weights in %s",
+                                   step, last_path);
+                else
+                    timed_out = 1;
+                break;
             }
         }
         if (st != GSEG_OK && st != GSEG_ERR_CANCELLED) break;
@@ -602,7 +712,7 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         double miou = NAN, giou = NAN;
         gseg_status vst = GSEG_OK;
         if (nval) {
-            vst = validate(net, &d, (const char *const *)names, nb, mean, sd, K, p->tile, conf);
+            vst = validate(net, &d, (const char *const *)names, nb, mean, sd, K, p->tile, dist, conf);
             if (vst == GSEG_OK) {
                 double s = 0;
                 int n = 0;
@@ -627,53 +737,39 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         } else {
             stale++;
         }
-        /* The optimiser state goes to a file named by the step, written
-         * before the checkpoint that names it; older ones are removed after,
-         * so a crash anywhere leaves a consistent pair. */
-        char state_name[512], *state_path = NULL;
-        snprintf(state_name, sizeof state_name, "%s.%ld.state", CPLGetBasename(last_path), step);
-        state_path = gseg__strdup(CPLFormFilename(CPLGetPath(last_path), state_name, NULL));
-        char prov[1536];
-        snprintf(prov, sizeof prov,
-                 "{\"gseg_version\": \"%s\", \"source\": \"trained by gseg-train\", \"training\": "
-                 "{\"epochs\": %d, \"steps\": %ld, \"batch\": %d, \"tile\": %d, \"lr\": %g, "
-                 "\"seed\": %llu, \"train_scenes\": %d, \"val_scenes\": %d, \"val_miou\": %.6f, "
-                 "\"val_iou_glacier\": %.6f, \"best_miou\": %.17g, \"best_epoch\": %d, "
-                 "\"stale\": %d, \"state\": \"%s\", \"seconds\": %.1f}}",
-                 gseg_version(), ep, step, p->batch, p->tile, p->lr, p->seed, ntrain, nval,
-                 isnan(miou) ? -1.0 : miou, isnan(giou) ? -1.0 : giou, best, best_epoch, stale,
-                 state_name, el);
-        gseg_status cst = state_path ? gseg_model_set_provenance(m, prov) : GSEG_ERR_NOMEM;
-        if (cst == GSEG_OK && improved) cst = gseg_model_save(m, p->output);
-        if (cst == GSEG_OK) cst = gseg__net_opt_save(net, state_path);
-        if (cst == GSEG_OK) cst = gseg_model_save(m, last_path);
-        if (cst == GSEG_OK) {
-            /* Remove older state files of this checkpoint. */
-            char **files = VSIReadDir(CPLGetPath(last_path));
-            size_t bl = strlen(CPLGetBasename(last_path));
-            for (int f = 0; files && files[f]; f++) {
-                const char *nm = files[f];
-                size_t n = strlen(nm);
-                if (strncmp(nm, CPLGetBasename(last_path), bl) == 0 && nm[bl] == '.' && n > 6 &&
-                    strcmp(nm + n - 6, ".state") == 0 && strcmp(nm, state_name) != 0)
-                    VSIUnlink(CPLFormFilename(CPLGetPath(last_path), nm, NULL));
+        if (rank == 0) {
+            char state_name[512], prov[2048];
+            snprintf(state_name, sizeof state_name, "%s.%ld.state", CPLGetBasename(last_path), step);
+            snprintf(prov, sizeof prov,
+                     "{\"gseg_version\": \"%s\", \"source\": \"trained by gseg-train\", \"training\": "
+                     "{\"epochs\": %d, \"steps\": %ld, \"batch\": %d, \"accum\": %d, \"processes\": %d, "
+                     "\"tile\": %d, \"lr\": %g, \"schedule\": \"%s\", \"precision\": \"%s\", "
+                     "\"seed\": %llu, \"train_scenes\": %d, \"val_scenes\": %d, \"val_miou\": %.6f, "
+                     "\"val_iou_glacier\": %.6f, \"best_miou\": %.17g, \"best_epoch\": %d, "
+                     "\"stale\": %d, \"state\": \"%s\", \"seconds\": %.1f}}",
+                     gseg_version(), ep, step, p->batch, p->accum, world, p->tile, p->lr,
+                     p->schedule == GSEG_SCHEDULE_ONECYCLE ? "onecycle" : "cosine",
+                     gseg_precision_str(gseg__net_train_precision(net)), p->seed, ntrain, nval,
+                     isnan(miou) ? -1.0 : miou, isnan(giou) ? -1.0 : giou, best, best_epoch, stale,
+                     state_name, el);
+            gseg_status cst = save_checkpoint(m, net, prov, improved ? p->output : NULL, last_path,
+                                              state_name);
+            if (cst != GSEG_OK) {
+                st = cst;
+                break;
             }
-            CSLDestroy(files);
         }
-        free(state_path);
-        if (cst != GSEG_OK) {
-            st = cst;
-            break;
-        }
-        double rate = (double)(step - step0) * p->batch / el;
-        if (jsonl)
+        double rate = (double)(step - step0) * per_step / el;
+        if (!mf) {
+            /* not rank 0 */
+        } else if (jsonl)
             fprintf(mf, "{\"epoch\": %d, \"step\": %ld, \"lr\": %.3e, \"train_loss\": %.6f, \"val_miou\": %.6f, "
                         "\"val_iou_glacier\": %.6f, \"seconds\": %.2f, \"samples_per_s\": %.3f}\n",
                     ep, step, cur_lr, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
         else
             fprintf(mf, "%d,%ld,%.3e,%.6f,%.6f,%.6f,%.2f,%.3f\n", ep, step,
                     cur_lr, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
-        fflush(mf);
+        if (mf) fflush(mf);
         if (progress) {
             char msg[200];
             snprintf(msg, sizeof msg, "epoch %d/%d: train loss %.4f, val mIoU %.4f, glacier IoU %.4f%s",
@@ -684,12 +780,28 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         if (st == GSEG_ERR_CANCELLED || timed_out) break;
         if (p->patience > 0 && stale >= p->patience) break;
     }
+    /* Every rank must end with rank 0's model: one pass over the weights. */
+    if (st == GSEG_OK || st == GSEG_ERR_CANCELLED) S.digest = gseg__net_digest(net);
+    if (dist && (st == GSEG_OK || st == GSEG_ERR_CANCELLED)) {
+        uint64_t h = S.digest;
+        double v[2] = {rank == 0 ? (double)(h >> 32) : 0, rank == 0 ? (double)(h & 0xffffffffu) : 0};
+        gseg_status dst = gseg__dist_allreduce_f64(dist, v, 2);
+        double differ = (((uint64_t)v[0] << 32) | (uint64_t)v[1]) != h;
+        if (dst == GSEG_OK) dst = gseg__dist_allreduce_f64(dist, &differ, 1);
+        if (dst != GSEG_OK)
+            st = dst;
+        else if (differ > 0)
+            st = gseg__err(GSEG_ERR_INTERNAL, "%.0f of %d processes ended with weights other than "
+                           "rank 0's", differ, world);
+    }
     S.steps = step;
     S.best_miou = best;
     S.best_epoch = best_epoch;
     S.seconds = now_s() - t0;
-    S.samples_per_s = S.seconds > 0 ? (double)(step - step0) * p->batch / S.seconds : 0;
+    S.samples_per_s = S.seconds > 0 ? (double)(step - step0) * per_step / S.seconds : 0;
     S.wait_share = S.seconds > 0 ? c.wait_s / S.seconds : 0;
+    S.rank = rank;
+    S.processes = world;
 
     /* Stop the loaders. */
     if (nthreads) {
@@ -732,6 +844,7 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
     for (int i = 0; names && names[i]; i++) free(names[i]);
     free(names);
     gseg_model_free(m);
+    gseg__dist_free(dist);
     gseg__tdata_free(&d);
     if (stats) *stats = S;
     return st;

@@ -10,7 +10,8 @@
 
 /* One scene with its mask. */
 typedef struct gseg__tscene {
-    char *image, *mask;
+    char *image, *mask;      /* mask: NULL until labels are burnt (--labels) */
+    int mask_is_mem;         /* mask is a /vsimem/ raster owned by the scene */
     int val;                 /* 1: validation scene */
     int width, height;
     int mask_nodata;         /* mask value meaning "not labelled" */
@@ -25,8 +26,17 @@ typedef struct gseg__tdata {
     int has_val; /* a val/ folder was found */
 } gseg__tdata;
 
-/* Finds the scenes and masks under path (folder, archive or VSI path). */
-gseg_status gseg__tdata_discover(gseg__tdata *d, const char *path);
+/* Finds the scenes and masks under path (folder, archive or VSI path).
+ * need_masks 0 (labels come from outlines): images without a mask are kept
+ * with mask NULL, and a masks/ folder is not required. */
+gseg_status gseg__tdata_discover(gseg__tdata *d, const char *path, int need_masks);
+/* Burns label outlines (any OGR vector source: GeoPackage, shapefile, zip
+ * archives through VSI; any CRS) onto the grid of every scene, reprojected
+ * to the scene's CRS: each scene's mask becomes a tiled DEFLATE Byte GeoTIFF
+ * in /vsimem/ (mask_is_mem; freed by gseg__tdata_free). field: integer
+ * attribute holding the class (1..K-1), or NULL: every polygon is class 1.
+ * Pixels outside the polygons are 0 (background). */
+gseg_status gseg__tdata_labels(gseg__tdata *d, const char *labels, const char *field);
 /* Opens every scene once: checks masks (size, grid, CRS, values < nclasses)
  * and indexes glacier blocks. bands (NULL = every band of the first scene)
  * selects the model's inputs; *band_names (malloc'd, NULL-terminated) gets
@@ -38,5 +48,14 @@ gseg_status gseg__tdata_prepare(gseg__tdata *d, const char *const *bands, int nc
 gseg_status gseg__tdata_stats(gseg__tdata *d, const char *const *bands, int nb, double *mean,
                               double *sd);
 void gseg__tdata_free(gseg__tdata *d);
+
+/* Learning-rate schedule (schedule.c): lr and AdamW beta1 (0 = leave as
+ * is) for optimiser step `step` (0-based) of `total`. */
+typedef struct gseg__sched {
+    gseg_schedule kind;
+    double lr;          /* peak */
+    long total, warmup; /* warmup: cosine only */
+} gseg__sched;
+void gseg__sched_at(const gseg__sched *s, long step, double *lr, double *beta1);
 
 #endif

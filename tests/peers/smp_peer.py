@@ -11,6 +11,9 @@ plus SMP from PyPI installed with --no-deps (see tests/peers/README.md).
   smp_peer.py patch --weights W.safetensors --bands C --out OUT.safetensors
   smp_peer.py check-load --encoder E --bands C --classes K --weights W.safetensors
                    [--lenient-dtype]
+  smp_peer.py train --encoder E --bands C --classes K --weights W.safetensors
+                   --input IN.safetensors --micro M --lr LR --wd WD
+                   [--precision fp32|bf16] --out OUT.safetensors
 
 E is resnet50, resnet34 or resnet18. The model is
 smp.Unet(encoder_name=E, encoder_weights=None, in_channels=C, classes=K,
@@ -138,6 +141,51 @@ def cmd_patch(a):
     print(f"wrote {a.out}: encoder.conv1.weight {list(holder[0].weight.shape)}")
 
 
+def loss_of(torch, z, t, v, classes):
+    """gseg-train's loss: BCE + soft Dice (binary) or CE + mean soft Dice,
+    over valid pixels, smoothing 1."""
+    F = torch.nn.functional
+    nv = v.sum().clamp_min(1.0)
+    if classes == 1:
+        z = z.squeeze(1)
+        bce = F.binary_cross_entropy_with_logits(z, t, reduction="none")
+        p, tv = torch.sigmoid(z) * v, t * v
+        dice = 1 - (2 * (p * tv).sum() + 1) / (p.sum() + tv.sum() + 1)
+        return (bce * v).sum() / nv + dice
+    ti = t.long().clamp(0, classes - 1)
+    ce = F.nll_loss(torch.log_softmax(z, 1), ti, reduction="none")
+    p = torch.softmax(z, 1) * v.unsqueeze(1)
+    oh = F.one_hot(ti, classes).permute(0, 3, 1, 2).float() * v.unsqueeze(1)
+    inter, denom = (p * oh).sum((0, 2, 3)), p.sum((0, 2, 3)) + oh.sum((0, 2, 3))
+    dice = (1 - (2 * inter + 1) / (denom + 1)).mean()
+    return (ce * v).sum() / nv + dice
+
+
+def cmd_train(a):
+    """One AdamW step over --micro accumulated micro-batches x<i>, t<i>
+    (targets), v<i> (valid 0/1) of --input, as gseg-train does it; writes
+    the new state dict (BatchNorm statistics included)."""
+    import torch
+    torch.set_num_threads(a.threads)
+    model = build(a)
+    load_strict(model, a.weights)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
+    data = st_io.load_file(a.input)
+    losses = []
+    for i in range(a.micro):
+        x, t, v = data[f"x{i}"], data[f"t{i}"], data[f"v{i}"]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            z = model(x)
+        loss = loss_of(torch, z.float(), t, v, a.classes)
+        (loss / a.micro).backward()
+        losses.append(loss.item())
+    opt.step()
+    st_io.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, a.out,
+                    metadata={"format": "pt"})
+    print(f"wrote {a.out}: losses {', '.join(f'{x:.6f}' for x in losses)}")
+
+
 def cmd_check_load(a):
     model = build(a)
     n = load_strict(model, a.weights, a.lenient_dtype)
@@ -182,6 +230,17 @@ def main(argv=None):
     c.add_argument("--lenient-dtype", action="store_true",
                    help="accept dtypes that differ from the model's (SMP casts them)")
     c.set_defaults(func=cmd_check_load)
+
+    tr = sub.add_parser("train", help="one AdamW step over accumulated micro-batches")
+    common(tr)
+    tr.add_argument("--weights", required=True)
+    tr.add_argument("--input", required=True)
+    tr.add_argument("--micro", type=int, default=1)
+    tr.add_argument("--lr", type=float, required=True)
+    tr.add_argument("--wd", type=float, default=0.0)
+    tr.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    tr.add_argument("--out", required=True)
+    tr.set_defaults(func=cmd_train)
 
     a = p.parse_args(argv)
     if a.bands < 1 or a.classes < 1 or a.threads < 1:
