@@ -1,12 +1,14 @@
 #!/bin/sh
 # train_speed.sh — training throughput: gseg-train (whole runs: data loading,
 # augmentation, steps) against bench/peer_train.py (the same network, loss and
-# optimiser in PyTorch on a fixed in-memory batch), alternating, best of
-# ROUNDS. Also prints the share of time gseg-train waited for data.
+# optimiser in PyTorch on a fixed in-memory batch, default NCHW layout and
+# channels-last), alternating, best of ROUNDS, at the same precision. Also
+# prints the share of time gseg-train waited for data.
 #
 #   sh bench/train_speed.sh [BUILD_DIR]
 # Environment: BACKBONE (resnet50), TILE (256), BATCH (4), THREADS (2),
-#   STEPS (12), ROUNDS (2).
+#   STEPS (12), ROUNDS (2), PRECISION (bf16 on CPUs with native bf16, else
+#   fp32).
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build-test}
@@ -16,27 +18,36 @@ BATCH=${BATCH:-4}
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-12}
 ROUNDS=${ROUNDS:-2}
+native=$(grep -qw avx512_bf16 /proc/cpuinfo || grep -qw amx_bf16 /proc/cpuinfo && echo bf16 || echo fp32)
+PRECISION=${PRECISION:-$native}
 work=${GSEG_BENCH_DIR:-bench/work}/train-speed
 mkdir -p "$work"
 meson compile -C "$build" gseg-train >/dev/null
-best_g=0 best_p=0 wait=""
+best_g=0 best_p=0 best_c=0 wait=""
 r=0
 while [ $r -lt "$ROUNDS" ]; do
     # 2 warm-up steps are inside the run; samples/s covers all steps.
     line=$("$build/src/tools/gseg-train" --data sample_scenes/dataset -o "$work/m.gseg" \
         --backbone "$BACKBONE" --tile "$TILE" --batch "$BATCH" --threads "$THREADS" \
         --steps $((2 * STEPS)) --steps-per-epoch "$STEPS" --val-fraction 0 --seed 1 \
-        --metrics "$work/m.csv" 2>/dev/null | tail -1)
+        --precision "$PRECISION" --metrics "$work/m.csv" 2>/dev/null | tail -1)
     g=$(awk -F, -v n="$STEPS" -v b="$BATCH" 'NR == 2 { t1 = $7 } NR == 3 { printf "%.4f", n * b / ($7 - t1) }' "$work/m.csv")
     wait=$(echo "$line" | sed -n 's/.*samples\/s, \([0-9.]*\) % waiting.*/\1/p')
-    p=$(/usr/bin/python3 bench/peer_train.py --encoder "$BACKBONE" --bands 7 --tile "$TILE" \
-        --batch "$BATCH" --threads "$THREADS" --iters "$STEPS" --warmup 2 |
-        sed -n 's/.*"samples_per_s": \([0-9.]*\).*/\1/p')
+    peer() {
+        /usr/bin/python3 bench/peer_train.py --encoder "$BACKBONE" --bands 7 --tile "$TILE" \
+            --batch "$BATCH" --threads "$THREADS" --iters "$STEPS" --warmup 2 \
+            --precision "$PRECISION" "$@" | sed -n 's/.*"samples_per_s": \([0-9.]*\).*/\1/p'
+    }
+    p=$(peer)
+    pc=$(peer --channels-last)
     best_g=$(awk -v a="$g" -v b="$best_g" 'BEGIN { print (a > b ? a : b) }')
     best_p=$(awk -v a="$p" -v b="$best_p" 'BEGIN { print (a > b ? a : b) }')
+    best_c=$(awk -v a="$pc" -v b="$best_c" 'BEGIN { print (a > b ? a : b) }')
     r=$((r + 1))
 done
-echo "$BACKBONE, tile $TILE, batch $BATCH, $THREADS threads, $STEPS steps, best of $ROUNDS:"
-echo "  gseg-train $best_g samples/s (second epoch: data, steps, a checkpoint; waiting for data $wait %)"
-echo "  Python     $best_p samples/s (fixed batch, no data loading)"
-echo "  ratio $(awk -v a="$best_g" -v b="$best_p" 'BEGIN { printf "%.2f", a / b }')x"
+echo "$BACKBONE, tile $TILE, batch $BATCH, $THREADS threads, $PRECISION, $STEPS steps, best of $ROUNDS:"
+echo "  gseg-train        $best_g samples/s (second epoch: data, steps, a checkpoint; waiting for data $wait %)"
+echo "  Python NCHW       $best_p samples/s (fixed batch, no data loading; PyTorch's default layout)"
+echo "  Python chan.-last $best_c samples/s (the same, channels-last)"
+echo "  ratio $(awk -v a="$best_g" -v b="$best_p" 'BEGIN { printf "%.2f", a / b }')x over the default loop," \
+     "$(awk -v a="$best_g" -v b="$best_c" 'BEGIN { printf "%.2f", a / b }')x over channels-last"

@@ -170,11 +170,13 @@ def cmd_train(a):
     model = build(a)
     load_strict(model, a.weights)
     model.train()
+    model = model.to(memory_format=torch.channels_last)  # as gseg trains
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=a.wd)
     data = st_io.load_file(a.input)
     losses = []
     for i in range(a.micro):
         x, t, v = data[f"x{i}"], data[f"t{i}"], data[f"v{i}"]
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             z = model(x)
         loss = loss_of(torch, z.float(), t, v, a.classes)
