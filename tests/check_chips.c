@@ -2,7 +2,8 @@
  * and georeferencing against the source windows read by GDAL; rotated
  * geotransforms; nodata chips skipped; .zip archives read through /vsizip/
  * and accepted by gseg-train's discovery; atomic output; usage errors;
- * labels burnt from outlines. Needs no libtorch. */
+ * labels burnt from outlines; the scene-level validation split (a source's
+ * val/, or --val-fraction/--seed). Needs no libtorch. */
 #include "testutil.h"
 
 #include "internal.h"
@@ -489,6 +490,9 @@ START_TEST(test_command_line)
         {"--data DS -o OUT --tile 4", 2, "--tile: '4'"},
         {"--data DS -o OUT --tile 64 --stride 65", 2, "--stride 65"},
         {"--data DS -o OUT --min-valid 1.5", 2, "--min-valid: '1.5'"},
+        {"--data DS -o OUT --val-fraction 1", 2, "--val-fraction: '1'"},
+        {"--data DS -o OUT --val-fraction", 2, "--val-fraction needs a value"},
+        {"--data DS -o OUT --seed -1", 2, "--seed: '-1'"},
         {"--data DS -o OUT -co COMPRESS", 2, "KEY=VALUE"},
         {"--data DS -o OUT --label-field class", 2, "--label-field needs --labels"},
         {"--data DS -o OUT --bands nir9", 2, "no band named 'nir9'"},
@@ -528,6 +532,7 @@ START_TEST(test_command_line)
     ck_assert_int_eq(tu_system("%s --data %s --tile 3 2>/dev/null", e, root), 2);
     ck_assert_int_eq(tu_system("%s --data %s/nowhere -o %s 2>/dev/null", e, root, path("o")), 1);
     ck_assert_int_eq(tu_system("%s --help | grep -q -- --min-valid", e), 0);
+    ck_assert_int_eq(tu_system("%s --help | grep -q -- --val-fraction", e), 0);
     ck_assert_int_eq(tu_system("%s --version | grep -q gseg-tile", e), 0);
     /* Progress on stderr as GDAL tools show it, a summary on stdout. */
     ck_assert_int_eq(tu_system("%s --data %s -o %s --tile 32 2>%s >%s", e, root, path("p"),
@@ -542,7 +547,7 @@ START_TEST(test_command_line)
     /* A name with a comma is quoted in the index. */
     ck_assert_int_eq(tu_system("cd %s/train && mv images/a.vrt images/b,c.vrt && "
                                "cp masks/a.tif 'masks/b,c.tif'", root), 0);
-    ck_assert_int_eq(tile("--data %s -o %s --tile 64 -q", root, path("q")), 0);
+    ck_assert_int_eq(tile("--data %s -o %s --tile 64 --val-fraction 0 -q", root, path("q")), 0);
     int n;
     char ***rows = load_index(path("q/index.csv"), &n);
     ck_assert_int_eq(n, 3);
@@ -628,6 +633,183 @@ START_TEST(test_labels_from_outlines)
 }
 END_TEST
 
+/* Runs tile() with stderr (and stdout) sent to files under dir: err, out. */
+static int tile_captured(const char *fmt, const char *data, const char *out)
+{
+    fflush(stdout);
+    fflush(stderr);
+    int se = dup(2), so = dup(1);
+    int fe = open(path("err"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fo = open(path("stdout.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fe, 2);
+    dup2(fo, 1);
+    close(fe);
+    close(fo);
+    int rc = tile(fmt, data, out);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(se, 2);
+    dup2(so, 1);
+    close(se);
+    close(so);
+    return rc;
+}
+
+/* Scenes of the val split in index p, as ",a,b," in index order; checks that
+ * no scene has chips in both splits, that every chip lies under its split's
+ * folder, and counts the scenes of each split. */
+static void split_of(const char *where, char *val, size_t cap, int *ntrain, int *nval)
+{
+    char out[1200];
+    snprintf(out, sizeof out, "%s", where); /* may be a CPLSPrintf buffer */
+    int n;
+    char ***rows = load_index(CPLSPrintf("%s/index.csv", out), &n);
+    int cs = col(rows, "split"), cn = col(rows, "scene");
+    char **tr = NULL, **va = NULL;
+    for (int i = 1; i < n; i++) {
+        const char *sp = rows[i][cs], *sc = rows[i][cn];
+        ck_assert(!strcmp(sp, "train") || !strcmp(sp, "val"));
+        int is_val = !strcmp(sp, "val");
+        if (is_val && CSLFindString(va, sc) < 0) va = CSLAddString(va, sc);
+        if (!is_val && CSLFindString(tr, sc) < 0) tr = CSLAddString(tr, sc);
+        ck_assert_msg(CSLFindString(is_val ? tr : va, sc) < 0,
+                      "scene %s has chips in both splits", sc);
+        VSIStatBufL st;
+        for (int m = 0; m < 2; m++)
+            ck_assert_msg(VSIStatL(CPLSPrintf("%s/%s/%s/%s.tif", out, sp, m ? "masks" : "images",
+                                              rows[i][0]), &st) == 0 && st.st_size > 0,
+                          "%s: chip %s missing under %s/", out, rows[i][0], sp);
+    }
+    *ntrain = CSLCount(tr);
+    *nval = CSLCount(va);
+    snprintf(val, cap, ",");
+    for (int i = 0; va && va[i]; i++)
+        snprintf(val + strlen(val), cap - strlen(val), "%s,", va[i]);
+    CSLDestroy(tr);
+    CSLDestroy(va);
+    free_index(rows);
+}
+
+START_TEST(test_val_split_by_scene)
+{
+    char root[1100];
+    snprintf(root, sizeof root, "%s", path("vs"));
+    const char *names[] = {"s1", "s2", "s3", "s4", "s5"};
+    for (int i = 0; i < 5; i++) make_scene(root, "train", names[i], 64, 64, 20 + i, 1);
+    /* 0.4 of 5 scenes: 2 whole scenes to val/, with every chip of theirs. */
+    ck_assert_int_eq(tile_captured("--data %s -o %s --tile 32 --val-fraction 0.4", root,
+                                   path("v1")), 0);
+    ck_assert_int_eq(tu_system("grep -q 'from 5 scenes, 2 of them to val/' %s",
+                               path("stdout.txt")), 0);
+    ck_assert_int_eq(tu_system("grep -q 'warning' %s", path("err")), 1);
+    char a[256], b[256];
+    int ntr, nva;
+    split_of(path("v1"), a, sizeof a, &ntr, &nva);
+    ck_assert_int_eq(nva, 2);
+    ck_assert_int_eq(ntr, 3);
+    int n;
+    char ***rows = load_index(path("v1/index.csv"), &n);
+    ck_assert_int_eq(n, 1 + 5 * 4); /* 2 x 2 chips per scene, none skipped */
+    free_index(rows);
+    ck_assert_int_eq(tu_system("test $(ls %s/val/images/*.tif | wc -l) -eq 8 && "
+                               "test $(ls %s/train/masks/*.tif | wc -l) -eq 12",
+                               path("v1"), path("v1")), 0);
+    /* gseg-train then sees the archive's val/ and keeps that split. */
+    gseg__tdata d;
+    ck_gseg(gseg__tdata_discover(&d, path("v1"), 1));
+    ck_assert_int_eq(d.has_val, 1);
+    int nv = 0;
+    for (int i = 0; i < d.n; i++) nv += d.scenes[i].val;
+    ck_assert_int_eq(nv, 8);
+    gseg__tdata_free(&d);
+    /* Same seed (1 is the default), same split, also as a .zip. */
+    ck_assert_int_eq(tile("--data %s -o %s --tile 32 --val-fraction 0.4 --seed 1 -q", root,
+                          path("v2.zip")), 0);
+    split_of(CPLSPrintf("/vsizip/%s", path("v2.zip")), b, sizeof b, &ntr, &nva);
+    ck_assert_str_eq(a, b);
+    /* Another seed may choose other scenes; some seed does. */
+    int differs = 0;
+    for (int seed = 2; seed < 12 && !differs; seed++) {
+        const char *o = path(CPLSPrintf("v_seed%d", seed));
+        ck_assert_int_eq(tile("--data %s -o %s --tile 32 --val-fraction 0.4 --seed %d -q", root, o,
+                              seed), 0);
+        split_of(o, b, sizeof b, &ntr, &nva);
+        ck_assert_int_eq(nva, 2);
+        differs = strcmp(a, b) != 0;
+        /* and it is reproducible */
+        ck_assert_int_eq(tile("--data %s -o %s --tile 32 --val-fraction 0.4 --seed %d -q "
+                              "--overwrite", root, o, seed), 0);
+        char c[256];
+        split_of(o, c, sizeof c, &ntr, &nva);
+        ck_assert_str_eq(b, c);
+    }
+    ck_assert(differs);
+    /* Default 0.2: one scene; a large share still leaves one to train. */
+    ck_assert_int_eq(tile("--data %s -o %s --tile 32 -q", root, path("v3")), 0);
+    split_of(path("v3"), b, sizeof b, &ntr, &nva);
+    ck_assert_int_eq(nva, 1);
+    ck_assert_int_eq(ntr, 4);
+    ck_assert_int_eq(tile("--data %s -o %s --tile 32 --val-fraction 0.9 -q", root, path("v4")), 0);
+    split_of(path("v4"), b, sizeof b, &ntr, &nva);
+    ck_assert_int_eq(nva, 4);
+    ck_assert_int_eq(ntr, 1);
+    /* --val-fraction 0: every chip to train/, no val/ folder. */
+    ck_assert_int_eq(tile_captured("--data %s -o %s --tile 32 --val-fraction 0", root,
+                                   path("v0")), 0);
+    ck_assert_int_eq(tu_system("grep -q '20 chips (20 train, 0 val).*5 scenes, 0 of them' %s",
+                               path("stdout.txt")), 0);
+    split_of(path("v0"), b, sizeof b, &ntr, &nva);
+    ck_assert_int_eq(nva, 0);
+    ck_assert_int_eq(ntr, 5);
+    ck_assert_int_eq(tu_system("test ! -e %s/val", path("v0")), 0);
+    /* One scene: nothing to hold out. */
+    char one[1100];
+    snprintf(one, sizeof one, "%s", path("vone"));
+    make_scene(one, "train", "only", 64, 64, 30, 1);
+    ck_assert_int_eq(tile("--data %s -o %s --tile 32 --val-fraction 0.5 -q", one, path("v5")), 0);
+    split_of(path("v5"), b, sizeof b, &ntr, &nva);
+    ck_assert_int_eq(nva, 0);
+}
+END_TEST
+
+START_TEST(test_val_split_from_source)
+{
+    char root[1100];
+    snprintf(root, sizeof root, "%s", path("vf"));
+    make_scene(root, "train", "t1", 64, 64, 40, 1);
+    make_scene(root, "train", "t2", 64, 64, 41, 1);
+    make_scene(root, "train", "t3", 64, 64, 42, 1);
+    make_scene(root, "val", "w1", 64, 64, 43, 1);
+    /* The source's val/ decides: --val-fraction is ignored, with one warning. */
+    for (int k = 0; k < 3; k++) {
+        static const char *const opts[] = {"", "--val-fraction 0.5", "--val-fraction 0 --seed 3"};
+        const char *o = path(CPLSPrintf("f%d", k));
+        char fmt[256];
+        snprintf(fmt, sizeof fmt, "--data %%s -o %%s --tile 32 -q %s", opts[k]);
+        ck_assert_int_eq(tile_captured(fmt, root, o), 0);
+        char **lines = CSLLoad(path("err"));
+        if (k == 0) {
+            ck_assert_int_eq(CSLCount(lines), 0);
+        } else {
+            ck_assert_int_eq(CSLCount(lines), 1);
+            ck_assert_ptr_nonnull(strstr(lines[0], "gseg-tile: warning:"));
+            ck_assert_ptr_nonnull(strstr(lines[0], "--val-fraction"));
+            ck_assert_ptr_nonnull(strstr(lines[0], "val/"));
+        }
+        CSLDestroy(lines);
+        char v[256];
+        int ntr, nva;
+        split_of(o, v, sizeof v, &ntr, &nva);
+        ck_assert_str_eq(v, ",w1.tif,");
+        ck_assert_int_eq(ntr, 3);
+    }
+    /* The summary counts the source's val/ scenes. */
+    ck_assert_int_eq(tile_captured("--data %s -o %s --tile 32", root, path("f3")), 0);
+    ck_assert_int_eq(tu_system("grep -q '16 chips (12 train, 4 val).*4 scenes, 1 of them to val/ "
+                               "(the source' %s", path("stdout.txt")), 0);
+}
+END_TEST
+
 Suite *chips_suite(void)
 {
     Suite *s = suite_create("chips");
@@ -642,6 +824,8 @@ Suite *chips_suite(void)
     tcase_add_test(tc, test_command_line);
     tcase_add_test(tc, test_classes_columns);
     tcase_add_test(tc, test_labels_from_outlines);
+    tcase_add_test(tc, test_val_split_by_scene);
+    tcase_add_test(tc, test_val_split_from_source);
     suite_add_tcase(s, tc);
     return s;
 }

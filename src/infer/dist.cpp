@@ -17,6 +17,10 @@
 #define GSEG_NCCL 1
 #endif
 #endif
+#if defined(C10_USE_GLOG) && __has_include(<glog/logging.h>)
+#include <glog/logging.h>
+#define GSEG_GLOG 1
+#endif
 #pragma GCC diagnostic pop
 
 #include <chrono>
@@ -45,6 +49,19 @@ int env_int(const char *name, int lo, int hi, int *v)
     *v = (int)x;
     return 1;
 }
+
+/* c10d logs a failed connection through glog before throwing it; gseg
+ * reports the exception itself, in one line, so glog is hushed meanwhile. */
+class QuietLog {
+  public:
+#ifdef GSEG_GLOG
+    QuietLog() : saved_(FLAGS_minloglevel) { FLAGS_minloglevel = google::GLOG_FATAL; }
+    ~QuietLog() { FLAGS_minloglevel = saved_; }
+
+  private:
+    int saved_;
+#endif
+};
 
 } /* namespace */
 
@@ -128,6 +145,7 @@ gseg_status gseg__dist_new(const gseg__dist_env *e, int cuda, double timeout_s, 
     d->rank = e->rank;
     d->world = e->world;
     try {
+        QuietLog quiet;
         c10d::TCPStoreOptions so;
         so.port = (std::uint16_t)e->port;
         so.isServer = e->rank == 0;

@@ -6,7 +6,9 @@
  *
  * Scenes are found and checked exactly as gseg-train finds and checks them
  * (gseg__tdata_discover / _labels / _prepare), so an archive holds only data
- * training would accept. Windows come from the tile grid (gseg_grid, overlap
+ * training would accept. Without a val/ folder in the source, a seeded share
+ * of whole scenes (--val-fraction, --seed) goes to val/, so that no scene
+ * has chips on both sides of the split. Windows come from the tile grid (gseg_grid, overlap
  * = tile - stride; the last row and column shift inward so chips keep their
  * full size). A window is kept when the share of pixels where every selected
  * band holds data reaches --min-valid; windows without any data are always
@@ -40,7 +42,8 @@
 static const char usage[] =
     "Usage: gseg-tile --data PATH -o OUT [--tile N] [--stride N] [--bands LIST]\n"
     "                 [--min-valid X] [--labels FILE [--label-field NAME]]\n"
-    "                 [-co KEY=VALUE]... [--overwrite] [-q]\n"
+    "                 [--val-fraction X] [--seed N] [-co KEY=VALUE]... [--overwrite]\n"
+    "                 [-q]\n"
     "\n"
     "Cuts the scenes of PATH (as gseg-train reads it: train/images + train/masks,\n"
     "optionally val/..., or images/ + masks/; a folder, .zip/.tar archive or VSI\n"
@@ -59,6 +62,15 @@ static const char usage[] =
     "                        masks instead of reading masks/\n"
     "  --label-field NAME    integer attribute holding the class (default: every\n"
     "                        polygon is class 1)\n"
+    "  --val-fraction X      when PATH has no val/ folder: share (0..0.9) of its\n"
+    "                        scenes whose chips all go to OUT/val (default 0.2;\n"
+    "                        at least one scene when there are two or more,\n"
+    "                        never all; 0: every chip to OUT/train). Whole\n"
+    "                        scenes, so that neighbouring chips never land on\n"
+    "                        both sides. Ignored when PATH has val/: its split\n"
+    "                        is kept\n"
+    "  --seed N              chooses those scenes (default 1): same seed and\n"
+    "                        scenes, same split\n"
     "  -co KEY=VALUE         GeoTIFF creation option for the chips (repeatable;\n"
     "                        default COMPRESS=DEFLATE with PREDICTOR=2 (3 for\n"
     "                        floating point) on images, TILED=YES for chips of\n"
@@ -70,6 +82,9 @@ typedef struct tile_opts {
     const char *data, *out, *labels, *field;
     int tile, stride, overwrite, quiet;
     double min_valid;
+    double val_fraction;   /* share of scenes to val/ when the source has none */
+    int seed;              /* chooses them */
+    int val_given, seed_given; /* --val-fraction / --seed on the command line */
     char **bands; /* CSL or NULL */
     char **co;    /* CSL of KEY=VALUE or NULL */
 } tile_opts;
@@ -93,6 +108,8 @@ typedef struct tiler {
     chip_row *rows;
     int nrows, caprows;
     int maxclass; /* highest class value in any chip */
+    int val_scenes; /* scenes whose chips go to val/ */
+    int split_made; /* 1: chosen by --val-fraction (the source has no val/) */
     long long nchips[2], skipped, done, total;
     int made_dir[2][2];
     gseg_progress_fn progress;
@@ -133,11 +150,13 @@ static int parse_args(int argc, char **argv, tile_opts *o)
     o->data = "dataset";
     o->tile = 256;
     o->min_valid = 0.01;
+    o->val_fraction = 0.2;
+    o->seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         static const char *const valued[] = {"--data", "-o", "--out", "--labels", "--label-field",
                                              "--tile", "--stride", "--min-valid", "--bands", "-co",
-                                             NULL};
+                                             "--val-fraction", "--seed", NULL};
         if (CSLFindString((char **)valued, a) >= 0 && !v) {
             fprintf(stderr, "gseg-tile: %s needs a value\nTry 'gseg-tile --help'.\n", a);
             return 2;
@@ -157,6 +176,12 @@ static int parse_args(int argc, char **argv, tile_opts *o)
             if (!opt_int(a, argv[++i], 1, 16384, &o->stride)) return 2;
         } else if (!strcmp(a, "--min-valid")) {
             if (!opt_num(a, argv[++i], 0, 1, &o->min_valid)) return 2;
+        } else if (!strcmp(a, "--val-fraction")) {
+            if (!opt_num(a, argv[++i], 0, 0.9, &o->val_fraction)) return 2;
+            o->val_given = 1;
+        } else if (!strcmp(a, "--seed")) {
+            if (!opt_int(a, argv[++i], 0, 2147483647L, &o->seed)) return 2;
+            o->seed_given = 1;
         } else if (!strcmp(a, "--bands")) {
             CSLDestroy(o->bands);
             o->bands = CSLTokenizeString2(argv[++i], ",",
@@ -655,13 +680,68 @@ static gseg_status check_stems(const gseg__tdata *d)
     return GSEG_OK;
 }
 
+/* splitmix64 */
+static uint64_t mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int by_image(const void *a, const void *b)
+{
+    const gseg__tscene *x = *(const gseg__tscene *const *)a, *y = *(const gseg__tscene *const *)b;
+    return strcmp(x->image, y->image);
+}
+
+/* Without a source val/: ceil(X * n) scenes (at least 1 when n >= 2, at most
+ * n - 1) go whole to val/, the first of the scenes sorted by path and then
+ * shuffled (Fisher-Yates, splitmix64 seeded by --seed): the choice depends
+ * only on the seed and the scenes, not on the order they were listed in. */
+static gseg_status split_scenes(tiler *t, gseg__tdata *d)
+{
+    const tile_opts *o = t->o;
+    if (d->has_val) {
+        for (int i = 0; i < d->n; i++) t->val_scenes += d->scenes[i].val;
+        if (o->val_given || o->seed_given)
+            fprintf(stderr, "gseg-tile: warning: %s has a val/ folder: its split is kept and %s "
+                            "ignored\n",
+                    o->data, o->val_given && o->seed_given ? "--val-fraction and --seed are"
+                             : o->val_given                ? "--val-fraction is"
+                                                           : "--seed is");
+        return GSEG_OK;
+    }
+    t->split_made = 1;
+    if (d->n < 2 || o->val_fraction <= 0) return GSEG_OK;
+    int want = (int)ceil(o->val_fraction * d->n - 1e-9);
+    if (want < 1) want = 1;
+    if (want > d->n - 1) want = d->n - 1;
+    gseg__tscene **sc = gseg__calloc((size_t)d->n, sizeof *sc);
+    if (!sc) return GSEG_ERR_NOMEM;
+    for (int i = 0; i < d->n; i++) sc[i] = &d->scenes[i];
+    qsort(sc, (size_t)d->n, sizeof *sc, by_image);
+    uint64_t r = (uint64_t)o->seed ^ 0x5eedull;
+    for (int i = d->n - 1; i > 0; i--) {
+        int j = (int)(mix(&r) % (uint64_t)(i + 1));
+        gseg__tscene *k = sc[i];
+        sc[i] = sc[j];
+        sc[j] = k;
+    }
+    for (int k = 0; k < want; k++) sc[k]->val = 1;
+    t->val_scenes = want;
+    free(sc);
+    return GSEG_OK;
+}
+
 static gseg_status run(tiler *t, gseg__tdata *d, void *user)
 {
     const tile_opts *o = t->o;
     gseg_status st = check_out(t);
     if (st == GSEG_OK) st = gseg__tdata_discover(d, o->data, o->labels == NULL);
     if (st == GSEG_OK && o->labels) st = gseg__tdata_labels(d, o->labels, o->field);
-    if (st == GSEG_OK) st = check_stems(d);
+    if (st == GSEG_OK) st = check_stems(d); /* before the split: it cannot hide a clash */
+    if (st == GSEG_OK) st = split_scenes(t, d);
     int nb = 0;
     char **names = NULL;
     /* Checks masks as training will (size, grid, CRS, values) and sizes. */
@@ -709,10 +789,15 @@ int gseg_tile_tool_main(int argc, char **argv)
         fprintf(stderr, "gseg-tile: %s\n", gseg_last_error());
         rc = st == GSEG_ERR_ARG ? 2 : 1;
     } else if (!o.quiet) {
-        printf("%s: %lld chips (%lld train, %lld val) of %dx%d from %d scenes; %lld windows "
-               "skipped (less than %g %% with data)\n",
+        char how[96];
+        if (t.split_made)
+            snprintf(how, sizeof how, "--val-fraction %g, --seed %d", o.val_fraction, o.seed);
+        else
+            snprintf(how, sizeof how, "the source's val/");
+        printf("%s: %lld chips (%lld train, %lld val) of %dx%d from %d scenes, %d of them to "
+               "val/ (%s); %lld windows skipped (less than %g %% with data)\n",
                t.out, t.nchips[0] + t.nchips[1], t.nchips[0], t.nchips[1], o.tile, o.tile, d.n,
-               t.skipped, 100 * o.min_valid);
+               t.val_scenes, how, t.skipped, 100 * o.min_valid);
     }
     for (int i = 0; i < t.nrows; i++) free(t.rows[i].text), free(t.rows[i].cls);
     free(t.rows);
