@@ -89,4 +89,11 @@ gseg_status gseg__scene_copy_georef(const gseg_scene *s, void *ds);
 size_t gseg__scene_bytes_per_pixel(const gseg_scene *s);
 /* Block size of the first selected band's source (for cache sizing). */
 void gseg__scene_block_size(const gseg_scene *s, int *bw, int *bh);
+/* Option values of the tools (args.c): an integer or a finite number in
+ * [lo, hi]; otherwise GSEG_ERR_ARG and "OPT: 'V' is not an integer in
+ * [LO, HI]" as the message. */
+gseg_status gseg__arg_long(const char *opt, const char *v, long lo, long hi, long *out);
+gseg_status gseg__arg_int(const char *opt, const char *v, int lo, int hi, int *out);
+gseg_status gseg__arg_double(const char *opt, const char *v, double lo, double hi, double *out);
+
 #endif

@@ -328,14 +328,9 @@ static const char usage[] =
 /* Parses an integer or number option; prints the usage error. */
 static int num_opt(const char *o, const char *v, double lo, double hi, double *out)
 {
-    char *e = NULL;
-    double x = strtod(v, &e);
-    if (!*v || *e || !isfinite(x) || x < lo || x > hi) {
-        fprintf(stderr, "gseg-evaluate: %s: '%s' is not a number in [%g, %g]\n", o, v, lo, hi);
-        return 0;
-    }
-    *out = x;
-    return 1;
+    if (gseg__arg_double(o, v, lo, hi, out) == GSEG_OK) return 1;
+    fprintf(stderr, "gseg-evaluate: %s\n", gseg_last_error());
+    return 0;
 }
 
 int gseg_evaluate_tool_main(int argc, char **argv)

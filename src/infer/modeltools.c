@@ -48,13 +48,7 @@ static gseg_status numbers(const char *opt, const strlist *l, double *out)
 
 static gseg_status integer(const char *opt, const char *s, long lo, long hi, long *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || errno || v < lo || v > hi)
-        return gseg__err(GSEG_ERR_ARG, "%s: '%s' must be an integer in [%ld, %ld]", opt, s, lo, hi);
-    *out = v;
-    return GSEG_OK;
+    return gseg__arg_long(opt, s, lo, hi, out);
 }
 
 static const char kImportUsage[] =

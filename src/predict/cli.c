@@ -90,23 +90,12 @@ int gseg_predict_cli_version(const gseg_predict_cli *c) { return c->version; }
 
 static gseg_status parse_int(const char *opt, const char *v, int lo, int hi, int *out)
 {
-    char *end = NULL;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi)
-        return gseg__err(GSEG_ERR_ARG, "%s: '%s' is not an integer in [%d, %d]", opt, v, lo, hi);
-    *out = (int)x;
-    return GSEG_OK;
+    return gseg__arg_int(opt, v, lo, hi, out);
 }
 
 static gseg_status parse_double(const char *opt, const char *v, double lo, double *out)
 {
-    char *end = NULL;
-    double x = strtod(v, &end);
-    if (!*v || *end || !isfinite(x) || x < lo)
-        return gseg__err(GSEG_ERR_ARG, "%s: '%s' is not a number >= %g", opt, v, lo);
-    *out = x;
-    return GSEG_OK;
+    return gseg__arg_double(opt, v, lo, HUGE_VAL, out);
 }
 
 /* Keeps a copy of s alive as long as c; returns it. */

@@ -120,27 +120,20 @@ typedef struct tiler {
 
 static int opt_int(const char *o, const char *v, long lo, long hi, int *out)
 {
-    char *e = NULL;
-    errno = 0;
-    long x = strtol(v, &e, 10);
-    if (!*v || *e || errno || x < lo || x > hi) {
-        fprintf(stderr, "gseg-tile: %s: '%s' is not an integer in [%ld, %ld]\n", o, v, lo, hi);
-        return 0;
+    long x;
+    if (gseg__arg_long(o, v, lo, hi, &x) == GSEG_OK) {
+        *out = (int)x;
+        return 1;
     }
-    *out = (int)x;
-    return 1;
+    fprintf(stderr, "gseg-tile: %s\n", gseg_last_error());
+    return 0;
 }
 
 static int opt_num(const char *o, const char *v, double lo, double hi, double *out)
 {
-    char *e = NULL;
-    double x = strtod(v, &e);
-    if (!*v || *e || !isfinite(x) || x < lo || x > hi) {
-        fprintf(stderr, "gseg-tile: %s: '%s' is not a number in [%g, %g]\n", o, v, lo, hi);
-        return 0;
-    }
-    *out = x;
-    return 1;
+    if (gseg__arg_double(o, v, lo, hi, out) == GSEG_OK) return 1;
+    fprintf(stderr, "gseg-tile: %s\n", gseg_last_error());
+    return 0;
 }
 
 /* Returns 0 to run, 1 after --help, 2 on a usage error (message printed). */
@@ -680,15 +673,6 @@ static gseg_status check_stems(const gseg__tdata *d)
     return GSEG_OK;
 }
 
-/* splitmix64 */
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static int by_image(const void *a, const void *b)
 {
     const gseg__tscene *x = *(const gseg__tscene *const *)a, *y = *(const gseg__tscene *const *)b;
@@ -723,7 +707,7 @@ static gseg_status split_scenes(tiler *t, gseg__tdata *d)
     qsort(sc, (size_t)d->n, sizeof *sc, by_image);
     uint64_t r = (uint64_t)o->seed ^ 0x5eedull;
     for (int i = d->n - 1; i > 0; i--) {
-        int j = (int)(mix(&r) % (uint64_t)(i + 1));
+        int j = (int)(gseg__splitmix64(&r) % (uint64_t)(i + 1));
         gseg__tscene *k = sc[i];
         sc[i] = sc[j];
         sc[j] = k;

@@ -78,27 +78,20 @@ static const char usage[] =
 
 static int get_int(const char *o, const char *v, long lo, long hi, int *out)
 {
-    char *e = NULL;
-    errno = 0;
-    long x = strtol(v, &e, 10);
-    if (!*v || *e || errno || x < lo || x > hi) {
-        fprintf(stderr, "gseg-train: %s: '%s' is not an integer in [%ld, %ld]\n", o, v, lo, hi);
-        return 0;
+    long x;
+    if (gseg__arg_long(o, v, lo, hi, &x) == GSEG_OK) {
+        *out = (int)x;
+        return 1;
     }
-    *out = (int)x;
-    return 1;
+    fprintf(stderr, "gseg-train: %s\n", gseg_last_error());
+    return 0;
 }
 
 static int get_num(const char *o, const char *v, double lo, double hi, double *out)
 {
-    char *e = NULL;
-    double x = strtod(v, &e);
-    if (!*v || *e || !isfinite(x) || x < lo || x > hi) {
-        fprintf(stderr, "gseg-train: %s: '%s' is not a number in [%g, %g]\n", o, v, lo, hi);
-        return 0;
-    }
-    *out = x;
-    return 1;
+    if (gseg__arg_double(o, v, lo, hi, out) == GSEG_OK) return 1;
+    fprintf(stderr, "gseg-train: %s\n", gseg_last_error());
+    return 0;
 }
 
 typedef struct term {

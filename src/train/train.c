@@ -66,13 +66,7 @@ gseg_train_params gseg_train_params_default(void)
 
 /* ---- random numbers: splitmix64 ------------------------------------------ */
 
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t mix(uint64_t *s) { return gseg__splitmix64(s); }
 static double uni(uint64_t *s) { return (double)(mix(s) >> 11) * (1.0 / 9007199254740992.0); }
 static int below(uint64_t *s, int n) { return n > 0 ? (int)(uni(s) * n) : 0; }
 

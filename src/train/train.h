@@ -49,6 +49,15 @@ gseg_status gseg__tdata_stats(gseg__tdata *d, const char *const *bands, int nb, 
                               double *sd);
 void gseg__tdata_free(gseg__tdata *d);
 
+/* splitmix64: the next value of the stream whose state is *s. */
+static inline uint64_t gseg__splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 /* Learning-rate schedule (schedule.c): lr and AdamW beta1 (0 = leave as
  * is) for optimiser step `step` (0-based) of `total`. */
 typedef struct gseg__sched {
