@@ -126,6 +126,20 @@ static int peer(const char *fmt, ...)
     return tu_system("/usr/bin/python3 %s/%s", tu_src("tests/peers"), args);
 }
 
+/* The peers' PyTorch as major * 100 + minor (gseg__net_torch_version's
+ * form), -1 if unknown. */
+static int peer_torch_version(void)
+{
+    int v = -1, major, minor;
+    if (tu_system("/usr/bin/python3 -c 'import torch; print(torch.__version__)' > %s 2>/dev/null",
+                  path("peer_torch.txt")) != 0)
+        return -1;
+    FILE *f = fopen(path("peer_torch.txt"), "r");
+    if (f && fscanf(f, "%d.%d", &major, &minor) == 2) v = major * 100 + minor;
+    if (f) fclose(f);
+    return v;
+}
+
 /* Makes every BatchNorm non-trivial: a few training steps would do, but
  * setting the statistics directly keeps the test fast and exact. */
 static void perturb_bn(gseg_model *m)
@@ -646,24 +660,27 @@ END_TEST
  * (SMP, the same loss, torch.optim.AdamW) on the same weights and data:
  * the loss, its gradients, gradient accumulation, AdamW and BatchNorm's
  * running statistics, for a binary and a 3-class model, in fp32 and under
- * bf16 autocast. */
+ * bf16 autocast.
+ * With gseg on the peer's own libtorch the step is bit-identical. With gseg
+ * on another (the pip wheel's libtorch 2.x against Debian's PyTorch 1.13)
+ * the kernels round differently, and Adam's first step, lr * g / (|g| +
+ * eps), turns the rounding of small gradients into steps that differ by up
+ * to 2 lr: PyTorch 1.13 alone, on 1 thread instead of 2, moves 0.15 % of
+ * the weights (fp32) and 15 % (bf16) by more than 0.1 lr differently, and
+ * a float64 step is about as far from its fp32 step on 1 thread (0.18 %)
+ * as from libtorch 2.15's (0.24 %).
+ * Across versions only the bulk of the step is compared; an error in the
+ * loss, the accumulation, AdamW or autocast moves far more weights (bf16
+ * against fp32: 19 %, a mean difference of 0.38 lr). */
 START_TEST(test_train_step_matches_pytorch)
 {
     const int n = 2, c = 3, h = 64, w = 64, M = 2;
     const double lr = 1e-3, wd = 1e-2;
-    /* The peer's torch (Debian's) and the libtorch gseg is built against. */
-    ck_assert_int_eq(tu_system("/usr/bin/python3 -c \"import torch; v = torch.__version__.split('.'); "
-                               "print(int(v[0]) * 100 + int(v[1]))\" > %s", path("torchv.txt")), 0);
-    FILE *tv = fopen(path("torchv.txt"), "r");
-    int peer_torch = 0;
-    ck_assert(tv && fscanf(tv, "%d", &peer_torch) == 1);
-    fclose(tv);
-    int same_torch = peer_torch == gseg__net_torch_version();
-    if (!same_torch)
-        fprintf(stderr, "note: PyTorch %d.%d against gseg's libtorch %d.%d: not bit for bit\n",
-                peer_torch / 100, peer_torch % 100, gseg__net_torch_version() / 100,
-                gseg__net_torch_version() % 100);
     size_t plane = (size_t)h * w;
+    int pv = peer_torch_version(), same = pv == gseg__net_torch_version();
+    if (!same)
+        fprintf(stderr, "train step: gseg on libtorch %d, the peer on PyTorch %d: comparing the bulk of the step\n",
+                gseg__net_torch_version(), pv);
     for (int run = 0; run < 3; run++) {
         /* binary fp32, 3 classes fp32, binary under bf16 autocast */
         int classes = run == 1 ? 3 : 2, outs = classes == 2 ? 1 : classes;
@@ -720,8 +737,8 @@ START_TEST(test_train_step_matches_pytorch)
         gseg__st_file *f = NULL, *f0 = NULL;
         ck_gseg(gseg__st_open(after, &f));
         ck_gseg(gseg__st_open(before, &f0));
-        double worst = 0, worst_stat = 0, moved = 0;
-        long long off = 0, total = 0;
+        double worst = 0, worst_stat = 0, moved = 0, sum = 0;
+        long long off = 0, far = 0, total = 0;
         for (int i = 0; i < gseg__net_tensor_count(net); i++) {
             if (gseg__net_tensor_is_int(net, i)) continue;
             const char *name = gseg__net_tensor_name(net, i);
@@ -741,6 +758,8 @@ START_TEST(test_train_step_matches_pytorch)
                     worst = fmax(worst, dlt);
                     moved = fmax(moved, fabs((double)a[k] - b0[k]));
                     off += dlt > 1e-3 * lr;
+                    far += dlt > 0.1 * lr;
+                    sum += dlt;
                     total++;
                 }
             }
@@ -750,26 +769,31 @@ START_TEST(test_train_step_matches_pytorch)
         }
         gseg__st_close(f);
         gseg__st_close(f0);
+        double mean = sum / (double)total;
         fprintf(stderr, "train step vs PyTorch (%d classes, %s): weights moved up to %.3g; max |w diff| "
-                        "%.3g (lr %g), %lld of %lld weights off by > 1e-3 lr; BatchNorm statistics "
-                        "max rel diff %.3g\n",
-                classes, gseg_precision_str(prec), moved, worst, lr, off, total, worst_stat);
+                        "%.3g (lr %g), %lld of %lld weights off by > 1e-3 lr, %lld by > 0.1 lr, mean "
+                        "|w diff| %.3g lr; BatchNorm statistics max rel diff %.3g\n",
+                classes, gseg_precision_str(prec), moved, worst, lr, off, total, far, mean / lr,
+                worst_stat);
         ck_assert_msg(moved > 0.5 * lr, "the step did not move the weights (%g)", moved);
-        /* Adam's first step is lr * g / (|g| + eps): only gradients near
-         * eps (1e-8) are sensitive to rounding. With the same libtorch on
-         * both sides the kernels are the same and so are the weights; a
-         * gseg built against another libtorch (bench/torch_wheel.sh) rounds
-         * differently, which flips the sign of the step of weights whose
-         * gradient is about 0 (up to 2 lr apart): then only most weights
-         * must agree. */
-        if (same_torch) {
+        if (same) {
+            /* Adam's first step is lr * g / (|g| + eps): only gradients
+             * near eps (1e-8) are sensitive to rounding. */
             ck_assert_msg(worst < 0.1 * lr, "weights differ by %g", worst);
             ck_assert_msg(off < total / 10000, "%lld weights differ by > 1e-3 lr", off);
+            ck_assert_msg(worst_stat < 1e-5, "BatchNorm statistics differ by %g", worst_stat);
         } else {
-            ck_assert_msg(worst <= 2.01 * lr, "weights differ by %g", worst);
-            ck_assert_msg(off < total / 20, "%lld weights differ by > 1e-3 lr", off);
+            /* Measured on libtorch 2.15 against PyTorch 1.13: fp32 0.22 %
+             * of the weights, mean 0.004 lr, statistics 7e-7; bf16 3.4 %,
+             * 0.07 lr, 1.6e-4. */
+            int bf = prec != GSEG_PRECISION_FP32;
+            ck_assert_msg(far < total / (bf ? 10 : 100), "%lld of %lld weights differ by > 0.1 lr", far,
+                          total);
+            ck_assert_msg(mean < (bf ? 0.15 : 0.02) * lr, "weights differ by %g lr on average",
+                          mean / lr);
+            ck_assert_msg(worst_stat < (bf ? 1e-3 : 1e-5), "BatchNorm statistics differ by %g",
+                          worst_stat);
         }
-        ck_assert_msg(worst_stat < 1e-5, "BatchNorm statistics differ by %g", worst_stat);
         for (int i = 0; i < M; i++) {
             free(x[i]);
             free(t[i]);

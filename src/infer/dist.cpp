@@ -50,17 +50,27 @@ int env_int(const char *name, int lo, int hi, int *v)
     return 1;
 }
 
-/* c10d logs a failed connection through glog before throwing it; gseg
- * reports the exception itself, in one line, so glog is hushed meanwhile. */
+/* c10d logs a failed connection (with the exception's whole backtrace)
+ * before throwing it; gseg reports the exception itself, in one line, so
+ * the log is hushed meanwhile: glog's where c10 logs through glog (Debian's
+ * libtorch), c10's own log level otherwise (the pip wheel's libtorch 2.x,
+ * where c10d also checks it before logging). */
 class QuietLog {
   public:
 #ifdef GSEG_GLOG
     QuietLog() : saved_(FLAGS_minloglevel) { FLAGS_minloglevel = google::GLOG_FATAL; }
     ~QuietLog() { FLAGS_minloglevel = saved_; }
+#elif !defined(C10_USE_GLOG)
+    QuietLog() : saved_(FLAGS_caffe2_log_level) { FLAGS_caffe2_log_level = c10::GLOG_FATAL; }
+    ~QuietLog() { FLAGS_caffe2_log_level = saved_; }
+#else
+    QuietLog() : saved_(0) {}
+#endif
+    QuietLog(const QuietLog &) = delete;
+    QuietLog &operator=(const QuietLog &) = delete;
 
   private:
     int saved_;
-#endif
 };
 
 } /* namespace */
