@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -37,4 +38,19 @@ gseg_status gseg__arg_double(const char *opt, const char *v, double lo, double h
                          lo, hi);
     *out = x;
     return GSEG_OK;
+}
+
+int gseg__tool_int(const char *tool, const char *opt, const char *v, long lo, long hi, int *out)
+{
+    if (gseg__arg_int(opt, v, (int)lo, (int)hi, out) == GSEG_OK) return 1;
+    fprintf(stderr, "%s: %s\n", tool, gseg_last_error());
+    return 0;
+}
+
+int gseg__tool_num(const char *tool, const char *opt, const char *v, double lo, double hi,
+                   double *out)
+{
+    if (gseg__arg_double(opt, v, lo, hi, out) == GSEG_OK) return 1;
+    fprintf(stderr, "%s: %s\n", tool, gseg_last_error());
+    return 0;
 }

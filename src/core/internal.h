@@ -95,5 +95,10 @@ void gseg__scene_block_size(const gseg_scene *s, int *bw, int *bh);
 gseg_status gseg__arg_long(const char *opt, const char *v, long lo, long hi, long *out);
 gseg_status gseg__arg_int(const char *opt, const char *v, int lo, int hi, int *out);
 gseg_status gseg__arg_double(const char *opt, const char *v, double lo, double hi, double *out);
+/* The same for a tool's main: prints "TOOL: message" on stderr and
+ * returns 0 on a bad value, 1 otherwise. */
+int gseg__tool_int(const char *tool, const char *opt, const char *v, long lo, long hi, int *out);
+int gseg__tool_num(const char *tool, const char *opt, const char *v, double lo, double hi,
+                   double *out);
 
 #endif

@@ -325,14 +325,6 @@ static const char usage[] =
     "  --threads N         as in gseg-predict\n"
     "  -q, --quiet         no progress\n";
 
-/* Parses an integer or number option; prints the usage error. */
-static int num_opt(const char *o, const char *v, double lo, double hi, double *out)
-{
-    if (gseg__arg_double(o, v, lo, hi, out) == GSEG_OK) return 1;
-    fprintf(stderr, "gseg-evaluate: %s\n", gseg_last_error());
-    return 0;
-}
-
 int gseg_evaluate_tool_main(int argc, char **argv)
 {
     const char *model = "model.gseg", *data = NULL, *json = NULL, *keep = NULL;
@@ -358,7 +350,7 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         else if (!strcmp(a, "--save-masks")) keep = argv[++i];
         else if (!strcmp(a, "--tile") || !strcmp(a, "--overlap") || !strcmp(a, "--threads")) {
             double x;
-            if (!num_opt(a, argv[++i], 0, 65536, &x)) return 2;
+            if (!gseg__tool_num("gseg-evaluate", a, argv[++i], 0, 65536, &x)) return 2;
             if (x != floor(x)) {
                 fprintf(stderr, "gseg-evaluate: %s: '%s' is not an integer\n", a, argv[i]);
                 return 2;
@@ -367,7 +359,7 @@ int gseg_evaluate_tool_main(int argc, char **argv)
             else if (!strcmp(a, "--overlap")) pp.overlap = (int)x;
             else pp.model_options.threads = (int)x;
         } else if (!strcmp(a, "--threshold")) {
-            if (!num_opt(a, argv[++i], -1e300, 1e300, &pp.threshold)) return 2;
+            if (!gseg__tool_num("gseg-evaluate", a, argv[++i], -1e300, 1e300, &pp.threshold)) return 2;
         } else if (!strcmp(a, "--device")) pp.model_options.device = argv[++i];
         else if (!strcmp(a, "--precision")) {
             if (gseg_precision_parse(argv[++i], &pp.model_options.precision) != GSEG_OK) {

@@ -118,24 +118,6 @@ typedef struct tiler {
 /* ------------------------------------------------------------------------ */
 /* Command line                                                              */
 
-static int opt_int(const char *o, const char *v, long lo, long hi, int *out)
-{
-    long x;
-    if (gseg__arg_long(o, v, lo, hi, &x) == GSEG_OK) {
-        *out = (int)x;
-        return 1;
-    }
-    fprintf(stderr, "gseg-tile: %s\n", gseg_last_error());
-    return 0;
-}
-
-static int opt_num(const char *o, const char *v, double lo, double hi, double *out)
-{
-    if (gseg__arg_double(o, v, lo, hi, out) == GSEG_OK) return 1;
-    fprintf(stderr, "gseg-tile: %s\n", gseg_last_error());
-    return 0;
-}
-
 /* Returns 0 to run, 1 after --help, 2 on a usage error (message printed). */
 static int parse_args(int argc, char **argv, tile_opts *o)
 {
@@ -164,16 +146,16 @@ static int parse_args(int argc, char **argv, tile_opts *o)
         else if (!strcmp(a, "--labels")) o->labels = argv[++i];
         else if (!strcmp(a, "--label-field")) o->field = argv[++i];
         else if (!strcmp(a, "--tile")) {
-            if (!opt_int(a, argv[++i], 8, 16384, &o->tile)) return 2;
+            if (!gseg__tool_int("gseg-tile", a, argv[++i], 8, 16384, &o->tile)) return 2;
         } else if (!strcmp(a, "--stride")) {
-            if (!opt_int(a, argv[++i], 1, 16384, &o->stride)) return 2;
+            if (!gseg__tool_int("gseg-tile", a, argv[++i], 1, 16384, &o->stride)) return 2;
         } else if (!strcmp(a, "--min-valid")) {
-            if (!opt_num(a, argv[++i], 0, 1, &o->min_valid)) return 2;
+            if (!gseg__tool_num("gseg-tile", a, argv[++i], 0, 1, &o->min_valid)) return 2;
         } else if (!strcmp(a, "--val-fraction")) {
-            if (!opt_num(a, argv[++i], 0, 0.9, &o->val_fraction)) return 2;
+            if (!gseg__tool_num("gseg-tile", a, argv[++i], 0, 0.9, &o->val_fraction)) return 2;
             o->val_given = 1;
         } else if (!strcmp(a, "--seed")) {
-            if (!opt_int(a, argv[++i], 0, 2147483647L, &o->seed)) return 2;
+            if (!gseg__tool_int("gseg-tile", a, argv[++i], 0, 2147483647L, &o->seed)) return 2;
             o->seed_given = 1;
         } else if (!strcmp(a, "--bands")) {
             CSLDestroy(o->bands);

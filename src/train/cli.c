@@ -76,24 +76,6 @@ static const char usage[] =
     "They meet at MASTER_ADDR:MASTER_PORT (RANK, WORLD_SIZE, LOCAL_RANK; or an srun\n"
     "step's SLURM_PROCID, SLURM_STEP_NUM_TASKS); rank 0 reports and writes files.\n";
 
-static int get_int(const char *o, const char *v, long lo, long hi, int *out)
-{
-    long x;
-    if (gseg__arg_long(o, v, lo, hi, &x) == GSEG_OK) {
-        *out = (int)x;
-        return 1;
-    }
-    fprintf(stderr, "gseg-train: %s\n", gseg_last_error());
-    return 0;
-}
-
-static int get_num(const char *o, const char *v, double lo, double hi, double *out)
-{
-    if (gseg__arg_double(o, v, lo, hi, out) == GSEG_OK) return 1;
-    fprintf(stderr, "gseg-train: %s\n", gseg_last_error());
-    return 0;
-}
-
 typedef struct term {
     int tty;
 } term;
@@ -167,48 +149,48 @@ int gseg_train_tool_main(int argc, char **argv)
             p.init_encoder = v;
         } else if (!strcmp(a, "--epochs")) {
             NEED();
-            if (!get_int(a, v, 1, 100000, &p.epochs)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 1, 100000, &p.epochs)) BAD();
         } else if (!strcmp(a, "--steps")) {
             NEED();
-            if (!get_int(a, v, 1, 100000000, &p.steps)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 1, 100000000, &p.steps)) BAD();
         } else if (!strcmp(a, "--steps-per-epoch")) {
             NEED();
-            if (!get_int(a, v, 1, 100000000, &p.steps_per_epoch)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 1, 100000000, &p.steps_per_epoch)) BAD();
         } else if (!strcmp(a, "--batch")) {
             NEED();
-            if (!get_int(a, v, 1, 4096, &p.batch)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 1, 4096, &p.batch)) BAD();
         } else if (!strcmp(a, "--tile")) {
             NEED();
-            if (!get_int(a, v, 32, 4096, &p.tile)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 32, 4096, &p.tile)) BAD();
         } else if (!strcmp(a, "--lr")) {
             NEED();
-            if (!get_num(a, v, 1e-9, 10, &p.lr)) BAD();
+            if (!gseg__tool_num("gseg-train", a, v, 1e-9, 10, &p.lr)) BAD();
         } else if (!strcmp(a, "--weight-decay")) {
             NEED();
-            if (!get_num(a, v, 0, 10, &p.weight_decay)) BAD();
+            if (!gseg__tool_num("gseg-train", a, v, 0, 10, &p.weight_decay)) BAD();
         } else if (!strcmp(a, "--warmup")) {
             NEED();
-            if (!get_int(a, v, 0, 100000000, &p.warmup)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 0, 100000000, &p.warmup)) BAD();
         } else if (!strcmp(a, "--glacier-share")) {
             NEED();
-            if (!get_num(a, v, 0, 1, &p.glacier_share)) BAD();
+            if (!gseg__tool_num("gseg-train", a, v, 0, 1, &p.glacier_share)) BAD();
         } else if (!strcmp(a, "--val-fraction")) {
             NEED();
-            if (!get_num(a, v, 0, 0.9, &p.val_fraction)) BAD();
+            if (!gseg__tool_num("gseg-train", a, v, 0, 0.9, &p.val_fraction)) BAD();
         } else if (!strcmp(a, "--patience")) {
             NEED();
-            if (!get_int(a, v, 0, 100000, &p.patience)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 0, 100000, &p.patience)) BAD();
         } else if (!strcmp(a, "--seed")) {
             NEED();
             int s32;
-            if (!get_int(a, v, 0, 2147483647L, &s32)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 0, 2147483647L, &s32)) BAD();
             seed = s32;
         } else if (!strcmp(a, "--loaders")) {
             NEED();
-            if (!get_int(a, v, 1, 64, &p.loaders)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 1, 64, &p.loaders)) BAD();
         } else if (!strcmp(a, "--threads")) {
             NEED();
-            if (!get_int(a, v, 0, 1024, &p.model_options.threads)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 0, 1024, &p.model_options.threads)) BAD();
         } else if (!strcmp(a, "--device")) {
             NEED();
             p.model_options.device = v;
@@ -220,7 +202,7 @@ int gseg_train_tool_main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--accum")) {
             NEED();
-            if (!get_int(a, v, 1, 4096, &p.accum)) BAD();
+            if (!gseg__tool_int("gseg-train", a, v, 1, 4096, &p.accum)) BAD();
         } else if (!strcmp(a, "--schedule")) {
             NEED();
             if (!strcmp(v, "cosine")) {
@@ -238,7 +220,7 @@ int gseg_train_tool_main(int argc, char **argv)
             quiet = 1;
         } else if (!strcmp(a, "--max-time")) {
             NEED();
-            if (!get_num(a, v, 1, 1e9, &p.max_seconds)) BAD();
+            if (!gseg__tool_num("gseg-train", a, v, 1, 1e9, &p.max_seconds)) BAD();
         } else if (!strcmp(a, "--resume")) {
             p.resume = 1;
         } else if (!strcmp(a, "--resume-or-start")) {
