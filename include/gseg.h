@@ -211,6 +211,10 @@ typedef struct gseg_model_options {
                                  setting is process-wide in libtorch */
     int fold_bn;              /* fold BatchNorm into the convolutions
                                  (default 1; 0 is for checks, fp32 only) */
+    int tta;                  /* test-time augmentation: 0 none (default);
+                                 1 flips: the mean of the probabilities of
+                                 4 passes (as is, flipped left-right,
+                                 up-down, both) */
 } gseg_model_options;
 
 GSEG_API gseg_model_options gseg_model_options_default(void);
@@ -379,6 +383,10 @@ typedef struct gseg_writer_params {
     const char *const *class_names;
     const uint8_t (*class_rgba)[4];
     const char *band_description;        /* may be NULL */
+    const char *const *band_names;       /* nbands descriptions, one per band
+                                            (e.g. class names of per-class
+                                            probabilities); NULL = all
+                                            band_description */
     const char *const *metadata;         /* NULL-terminated KEY=VALUE */
 } gseg_writer_params;
 
@@ -463,15 +471,34 @@ typedef struct gseg_predict_params {
     /* Bound GDAL's block cache to what the tiling needs unless the user set
      * GDAL_CACHEMAX. Changes a process-wide GDAL setting. Default 1. */
     int auto_cache;
+    int batch;                        /* tiles per network call; 0 = 4 for
+                                         networks on CPU, 16 on CUDA and for
+                                         NDSI */
+    int readers;                      /* reader threads, each with its own
+                                         GDAL handles; 0 = 2 */
+    const char *quicklook;            /* PNG: the scene in natural colours
+                                         with the outlines, or NULL */
+    const char *quicklook_bands;      /* "R,G,B" band selectors, NULL = the
+                                         bands named red, green, blue */
+    int quicklook_size;               /* longer side in pixels, 0 = 1024 */
 } gseg_predict_params;
 
 typedef struct gseg_predict_stats {
+    int width, height;
     long long pixels;        /* scene pixels */
     long long valid_pixels;  /* pixels with data */
     long long class_pixels[8]; /* pixels per class value 0..7 */
+    double class_km2[8];     /* their area on the ground (pixel areas on the
+                                ellipsoid for geographic CRSs); NaN without
+                                georeferencing */
     int tiles, tiles_skipped;
+    long long tile_pixels;   /* pixels through the model: tiles run x tile^2 */
+    int batch, readers;      /* as run */
     double glacier_km2;      /* outline area, when outlines were written */
     long long polygons;
+    double seconds;          /* the whole scene, outputs included */
+    double model_seconds;    /* inside the network */
+    double model_wait_seconds; /* the network waiting for tiles */
 } gseg_predict_stats;
 
 GSEG_API gseg_predict_params gseg_predict_params_default(void);
@@ -501,6 +528,10 @@ GSEG_API int gseg_predict_cli_help(const gseg_predict_cli *c);
 GSEG_API int gseg_predict_cli_version(const gseg_predict_cli *c);
 /* The usage text. Static. */
 GSEG_API const char *gseg_predict_usage(void);
+/* gseg-predict's command line: parses argv and maps every scene given
+ * (files, folders, patterns, --scene-list), reporting failed scenes and
+ * going on; returns the exit code (0, 1 some scene failed, 2 usage). */
+GSEG_API int gseg_predict_tool_main(int argc, char **argv);
 
 /* ------------------------------------------------------------------------ */
 /* Training                                                       (src/train) */

@@ -38,6 +38,8 @@ char *gseg__strdup(const char *s);
 char *gseg__tmp_path(const char *final_path);
 gseg_status gseg__commit(const char *tmp_path, const char *final_path);
 void gseg__discard(const char *tmp_path);
+/* Writes n bytes to path through a temporary file and gseg__commit. */
+gseg_status gseg__write_file_atomic(const char *path, const void *data, size_t n);
 
 /* The memory a job may plan for, in bytes: GSEG_MAX_MEMORY config option
  * (e.g. "2G", "512M"), default half of physical RAM. */
@@ -49,6 +51,13 @@ typedef struct gseg__model_vt {
     gseg_status (*forward)(gseg_model *m, const float *in, int n, int h, int w,
                            const uint8_t *valid, float *out);
     void (*free)(gseg_model *m);
+    /* Optional split of forward for pipelines: normalise (any thread, reads
+     * only constants of m) in place, then forward_normalised (the thread
+     * using m). NULL: forward takes raw values. */
+    void (*normalise)(const gseg_model *m, float *in, int n, int h, int w,
+                      const uint8_t *valid);
+    gseg_status (*forward_normalised)(gseg_model *m, float *in, int n, int h, int w,
+                                      const uint8_t *valid, float *out);
 } gseg__model_vt;
 
 struct gseg_model {
@@ -64,6 +73,13 @@ struct gseg_model {
 };
 
 gseg_status gseg__ndsi_open(const char *args, gseg_model *m);
+/* gseg_model_forward in two halves: normalise a batch in place (thread-safe:
+ * reads only m's constants), then run it (the thread using m). For models
+ * without normalisation the first does nothing. */
+void gseg__model_normalise(const gseg_model *m, float *in, int n, int h, int w,
+                           const uint8_t *valid);
+gseg_status gseg__model_forward_normalised(gseg_model *m, float *in, int n, int h, int w,
+                                           const uint8_t *valid, float *out);
 /* Network models (src/infer/netmodel.c, builds with libtorch only). */
 gseg_status gseg__netmodel_open(const char *path, const gseg_model_options *opt,
                                 gseg_model **out);

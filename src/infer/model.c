@@ -163,3 +163,16 @@ gseg_status gseg_model_forward(gseg_model *m, const float *in, int n, int h, int
         return gseg__err(GSEG_ERR_ARG, "model forward: bad arguments");
     return m->vt->forward(m, in, n, h, w, valid, out);
 }
+
+void gseg__model_normalise(const gseg_model *m, float *in, int n, int h, int w,
+                           const uint8_t *valid)
+{
+    if (m->vt->normalise) m->vt->normalise(m, in, n, h, w, valid);
+}
+
+gseg_status gseg__model_forward_normalised(gseg_model *m, float *in, int n, int h, int w,
+                                           const uint8_t *valid, float *out)
+{
+    if (!m->vt->normalise) return m->vt->forward(m, in, n, h, w, valid, out);
+    return m->vt->forward_normalised(m, in, n, h, w, valid, out);
+}

@@ -27,7 +27,7 @@ static gseg_status ndsi_forward(gseg_model *m, const float *in, int n, int h, in
     return GSEG_OK;
 }
 
-static const gseg__model_vt ndsi_vt = {"ndsi", ndsi_forward, NULL};
+static const gseg__model_vt ndsi_vt = {"ndsi", ndsi_forward, NULL, NULL, NULL};
 
 gseg_status gseg__ndsi_open(const char *args, gseg_model *m)
 {

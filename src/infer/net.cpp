@@ -443,6 +443,7 @@ struct gseg__net {
     gseg_precision train_precision = GSEG_PRECISION_FP32; /* autocast dtype */
     gseg__dist *dist = nullptr; /* borrowed: data parallel over its ranks */
     bool channels_last = false; /* training layout of weights and inputs */
+    int tta = 0;                /* 1: mean over 4 flips at inference */
 };
 
 namespace {
@@ -553,14 +554,43 @@ class Autocast {
     bool on_;
 };
 
-Tensor logits(gseg__net *net, const float *in, int n, int c, int h, int w)
+/* The network on a padded input, in the layout and precision it runs in. */
+Tensor run_padded(gseg__net *net, Tensor x)
 {
-    Tensor x = pad32(from_host(net, in, n, c, h, w));
     bool folded = net->fold && net->folded_valid;
     if (folded) x = x.to(net->dtype).contiguous(torch::MemoryFormat::ChannelsLast);
     else if (net->channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-    Tensor y = net->model->forward(x, folded);
+    return net->model->forward(x, folded);
+}
+
+Tensor logits(gseg__net *net, const float *in, int n, int c, int h, int w)
+{
+    Tensor y = run_padded(net, pad32(from_host(net, in, n, c, h, w)));
     return y.narrow(2, 0, h).narrow(3, 0, w);
+}
+
+Tensor activate(const gseg__net *net, const Tensor &y)
+{
+    return net->outputs == 1 ? torch::sigmoid(y) : torch::softmax(y, 1);
+}
+
+/* Test-time augmentation: the mean of the outputs (probabilities, or
+ * logits when asked for) of the input as is and flipped left-right,
+ * up-down and both, each flipped back. Flipping the padded input keeps the
+ * padding off the scene's pixels' positions once flipped back. */
+Tensor flips_mean(gseg__net *net, const float *in, int n, int c, int h, int w, bool want_logits)
+{
+    Tensor x = pad32(from_host(net, in, n, c, h, w));
+    Tensor sum;
+    const std::vector<std::vector<int64_t>> flips = {{}, {3}, {2}, {2, 3}};
+    for (const auto &d : flips) {
+        Tensor y = run_padded(net, d.empty() ? x : x.flip(d));
+        if (!want_logits) y = activate(net, y);
+        y = y.to(torch::kFloat);
+        if (!d.empty()) y = y.flip(d);
+        sum = sum.defined() ? sum + y : y;
+    }
+    return (sum / 4.0).narrow(2, 0, h).narrow(3, 0, w);
 }
 
 void check_input(const gseg__net *net, int n, int c, int h, int w)
@@ -798,13 +828,20 @@ try {
     }
     check_input(net, n, c, h, w);
     torch::InferenceMode guard;
-    Tensor y = logits(net, in, n, c, h, w);
-    if (!want_logits) y = net->outputs == 1 ? torch::sigmoid(y) : torch::softmax(y, 1);
+    Tensor y;
+    if (net->tta) {
+        y = flips_mean(net, in, n, c, h, w, want_logits != 0);
+    } else {
+        y = logits(net, in, n, c, h, w);
+        if (!want_logits) y = activate(net, y);
+    }
     y = y.to(torch::kCPU, torch::kFloat).contiguous();
     std::memcpy(out, y.data_ptr<float>(), (size_t)y.numel() * sizeof(float));
     return GSEG_OK;
 }
 SHIM_CATCH("network: forward")
+
+void gseg__net_set_tta(gseg__net *net, int tta) { net->tta = tta; }
 
 gseg_status gseg__net_features(gseg__net *net, const float *in, int n, int c, int h, int w,
                                int level, float *out, int64_t cap, int64_t shape[4])

@@ -88,6 +88,10 @@ int gseg__cpu_has_bf16(void);
 gseg_status gseg__net_forward(gseg__net *net, const float *in, int n, int c,
                               int h, int w, float *out, int want_logits);
 
+/* Test-time augmentation of gseg__net_forward: 0 none, 1 the mean over the
+ * input as is and flipped left-right, up-down and both (4 passes). */
+void gseg__net_set_tta(gseg__net *net, int tta);
+
 /* Encoder feature `level` (1..5: stem, layer1..layer4) for a batch, as
  * torchvision computes it (for tests). *shape gets N, C, H, W; out must
  * hold cap floats. Uses the prepared settings. */

@@ -94,16 +94,43 @@ static gseg_status ensure_prepared(gseg_model *m)
     gseg_status st = gseg__net_prepare(ni->net, ni->device, ni->opt.precision, ni->opt.threads,
                                        ni->opt.fold_bn);
     if (st == GSEG_OK) ni->prepared = 1;
+    gseg__net_set_tta(ni->net, ni->opt.tta);
     return st;
+}
+
+/* (x - mean) / std per band; pixels without data (or not finite) become 0,
+ * the normalised mean, so padding and holes do not disturb their
+ * neighbours. */
+static void net_normalise(const gseg_model *m, float *in, int n, int h, int w,
+                          const uint8_t *valid)
+{
+    const netimpl *ni = m->impl;
+    size_t plane = (size_t)h * w;
+    for (int t = 0; t < n; t++)
+        for (int c = 0; c < m->nbands; c++) {
+            float *x = in + ((size_t)t * m->nbands + c) * plane;
+            const uint8_t *v = valid ? valid + (size_t)t * plane : NULL;
+            float mu = (float)ni->mean[c], inv = (float)(1.0 / ni->std[c]);
+            for (size_t i = 0; i < plane; i++)
+                x[i] = (!v || v[i]) && isfinite(x[i]) ? (x[i] - mu) * inv : 0.0f;
+        }
+}
+
+static gseg_status net_forward_normalised(gseg_model *m, float *in, int n, int h, int w,
+                                          const uint8_t *valid, float *out)
+{
+    (void)valid;
+    netimpl *ni = m->impl;
+    gseg_status st = ensure_prepared(m);
+    if (st != GSEG_OK) return st;
+    return gseg__net_forward(ni->net, in, n, m->nbands, h, w, out, 0);
 }
 
 static gseg_status net_forward(gseg_model *m, const float *in, int n, int h, int w,
                                const uint8_t *valid, float *out)
 {
     netimpl *ni = m->impl;
-    gseg_status st = ensure_prepared(m);
-    if (st != GSEG_OK) return st;
-    size_t plane = (size_t)h * w, total = (size_t)n * m->nbands * plane;
+    size_t total = (size_t)n * m->nbands * h * w;
     if (total > ni->buf_n) {
         float *b = gseg__malloc(total, sizeof *b);
         if (!b) return GSEG_ERR_NOMEM;
@@ -111,19 +138,13 @@ static gseg_status net_forward(gseg_model *m, const float *in, int n, int h, int
         ni->buf = b;
         ni->buf_n = total;
     }
-    for (int t = 0; t < n; t++)
-        for (int c = 0; c < m->nbands; c++) {
-            const float *src = in + ((size_t)t * m->nbands + c) * plane;
-            float *dst = ni->buf + ((size_t)t * m->nbands + c) * plane;
-            const uint8_t *v = valid ? valid + (size_t)t * plane : NULL;
-            float mu = (float)ni->mean[c], inv = (float)(1.0 / ni->std[c]);
-            for (size_t i = 0; i < plane; i++)
-                dst[i] = (!v || v[i]) && isfinite(src[i]) ? (src[i] - mu) * inv : 0.0f;
-        }
-    return gseg__net_forward(ni->net, ni->buf, n, m->nbands, h, w, out, 0);
+    memcpy(ni->buf, in, total * sizeof *in);
+    net_normalise(m, ni->buf, n, h, w, valid);
+    return net_forward_normalised(m, ni->buf, n, h, w, valid, out);
 }
 
-static const gseg__model_vt net_vt = {"network", net_forward, netimpl_free};
+static const gseg__model_vt net_vt = {"network", net_forward, netimpl_free, net_normalise,
+                                      net_forward_normalised};
 
 /* ---- weight sets: tensors by name, from safetensors or torch.save ------- */
 

@@ -3,13 +3,14 @@
  * Lives in the library (as GDALTranslateOptionsNew does) so it is tested
  * without spawning processes, and so the tool's main stays a few lines.
  */
-#include "internal.h"
+#include "predict.h"
 
 #include <cpl_string.h>
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,58 +20,88 @@ struct gseg_predict_cli {
     char **co;
     char **strs;
     int quiet, help, version;
+    int band_files;        /* --band-file given: the inputs are one stack */
+    const char *scene_list, *shard, *summary;
+    int skip_existing;
 };
 
 static const char usage[] =
-    "Usage: gseg-predict --model SPEC --image_path SCENE [SCENE...] [-o MASK]\n"
-    "                    [--band-file FILE]... [--proba FILE] [--vector FILE] [-f FORMAT]\n"
+    "Usage: gseg-predict [--model SPEC] [--image_path] SCENE... [-o MASK]\n"
+    "                    [--scene-list FILE] [--band-file FILE]...\n"
+    "                    [--proba FILE] [--vector FILE] [-f FORMAT] [--quicklook FILE]\n"
     "                    [--min-area KM2] [--simplify M] [--t_srs SRS]\n"
     "                    [-of FORMAT] [-co KEY=VALUE]... [--tile N] [--overlap N]\n"
-    "                    [--threshold T] [--resampling ALG] [--device DEV]\n"
-    "                    [--precision P] [--threads N] [-q] [--config KEY VALUE]\n"
-    "                    [--help] [--version]\n"
+    "                    [--batch N] [--threads N] [--readers N] [--device DEV]\n"
+    "                    [--precision P] [--tta] [--threshold T] [--resampling ALG]\n"
+    "                    [--skip-existing] [--shard K/N] [--summary FILE]\n"
+    "                    [-q] [--config KEY VALUE] [--help] [--version]\n"
     "\n"
-    "Maps glaciers in a satellite scene and writes a georeferenced mask\n"
-    "(0 background, 1 glacier, 255 nodata; a Cloud-Optimized GeoTIFF by default).\n"
+    "Maps glaciers in satellite scenes and writes georeferenced masks (0 background,\n"
+    "1 glacier or the model's classes, 255 nodata; Cloud-Optimized GeoTIFF by default).\n"
     "\n"
-    "  --model SPEC        the model: a .gseg network model file (see gseg-info), or\n"
+    "Model\n"
+    "  --model SPEC        a .gseg network model file (see gseg-info), or\n"
     "                      ndsi:green=G,swir=S[,threshold=T] with G and S 1-based\n"
     "                      band numbers or band names (default threshold 0.4);\n"
-    "                      e.g. ndsi:green=3,swir=6 for a Landsat 8 stack B1..B7\n"
-    "  --image_path SCENE  the scene; several files are stacked as bands in order\n"
-    "                      (Landsat/Sentinel-2 band files; coarser bands are resampled\n"
-    "                      to the finest grid). SCENE may be any GDAL path, incl. /vsizip/\n"
-    "  --band-file FILE    add one file to the band stack (repeatable)\n"
-    "  -o, --output MASK   mask path (default: <scene>_mask.tif beside the scene)\n"
+    "                      default: $GSEG_MODEL, else ./model.gseg (gseg-train's output)\n"
+    "Scenes\n"
+    "  SCENE, --image_path SCENE...\n"
+    "                      scenes to map: files (any GDAL path, incl. /vsizip/),\n"
+    "                      folders (their raster files) or patterns ('L8/*.tif')\n"
+    "  --scene-list FILE   one scene per line ('-' reads stdin; # comments)\n"
+    "  --band-file FILE    stack files as the bands of ONE scene, in order, with the\n"
+    "                      scene(s) given (repeatable); coarser files are resampled\n"
+    "                      to the finest grid\n"
+    "  --skip-existing     skip scenes whose outputs all exist (outputs are written\n"
+    "                      atomically, so this resumes an interrupted run)\n"
+    "  --shard K/N         map only scenes i with i mod N = K (default: from a Slurm\n"
+    "                      job array, SLURM_ARRAY_TASK_ID/_MIN/_STEP/_COUNT)\n"
+    "  --summary FILE      JSON summary of the run (scenes, pixels, glacier km2,\n"
+    "                      timings, failures); '-' for stdout\n"
+    "Outputs (FILE may be a template: {stem} {name} {ext} {dir} {index}, or a folder;\n"
+    "several scenes need one)\n"
+    "  -o, --output MASK   mask (default {dir}/{stem}_mask.tif beside the scene)\n"
     "  -of FORMAT          GDAL raster format of the mask and --proba (default COG)\n"
     "  -co KEY=VALUE       creation option for -of (repeatable)\n"
-    "  --proba FILE        also write the blended model score (Float32; for NDSI the\n"
-    "                      NDSI itself)\n"
-    "  --vector FILE       also write glacier outlines (GeoPackage unless -f or the\n"
-    "                      extension says otherwise), with area_km2 and perimeter_km\n"
-    "                      computed on the ellipsoid\n"
+    "  --proba FILE        also write the blended model score (Float32): the glacier\n"
+    "                      probability, one band per class for multi-class models,\n"
+    "                      the NDSI itself for the NDSI baseline\n"
+    "  --vector FILE       also write outlines (GeoPackage unless -f or the extension\n"
+    "                      says otherwise), with area_km2 and perimeter_km computed on\n"
+    "                      the ellipsoid\n"
     "  -f FORMAT           OGR vector format of --vector\n"
     "  --min-area KM2      drop outlines smaller than this (default 0.01 km2)\n"
     "  --simplify M        simplify outlines, preserving topology, tolerance in metres\n"
     "  --t_srs SRS         reproject outlines (EPSG:4326, WKT, PROJ string...)\n"
+    "  --quicklook FILE    also write a PNG of the scene in natural colours with the\n"
+    "                      outlines drawn on it\n"
+    "  --quicklook-bands R,G,B  its bands (default: those named red, green, blue)\n"
+    "  --quicklook-size N  its longer side in pixels (default 1024)\n"
+    "Running\n"
     "  --tile N            tile size in pixels (default: the model's training tile,\n"
     "                      else 512)\n"
     "  --overlap N         tile overlap in pixels, blended smoothly (default: the\n"
     "                      model's, else tile/8)\n"
-    "  --threshold T       decision threshold on the score (default: the model's)\n"
-    "  --resampling ALG    resampling of coarser stacked bands (default nearest)\n"
+    "  --batch N           tiles per network call (default 4 on CPU, 16 on CUDA)\n"
+    "  --threads N         network threads (default 0 = all cores)\n"
+    "  --readers N         scene reader threads (default 2)\n"
     "  --device DEV        network device: cpu (default), cuda, cuda:N\n"
     "  --precision P       network precision: auto (default: bf16 on CPUs with\n"
     "                      avx512_bf16/AMX, else fp32; fp16 on CUDA), fp32, bf16, fp16\n"
-    "  --threads N         network threads (default 0 = all cores)\n"
-    "  -q, --quiet         no progress output\n"
+    "  --tta               test-time augmentation: average 4 flipped passes (4x slower)\n"
+    "  --threshold T       decision threshold on the score (default: the model's)\n"
+    "  --resampling ALG    resampling of coarser stacked bands (default nearest)\n"
+    "  -q, --quiet         no progress and no result lines\n"
     "  --config KEY VALUE  set a GDAL configuration option (e.g. GDAL_CACHEMAX,\n"
     "                      GSEG_MAX_MEMORY)\n"
     "\n"
-    "Exit status: 0 success, 1 failure, 2 usage error.\n"
-    "Example:\n"
-    "  gseg-predict --model ndsi:green=green,swir=swir1 --image_path scene.tif \\\n"
-    "      -o scene_mask.tif --vector scene_outlines.gpkg\n";
+    "Exit status: 0 success, 1 failure (of any scene; the others still run),\n"
+    "2 usage error.\n"
+    "Examples:\n"
+    "  gseg-predict --image_path scene.tif            (with ./model.gseg)\n"
+    "  gseg-predict --model glaciers.gseg scenes/ -o 'out/{stem}_mask.tif' \\\n"
+    "      --vector 'out/{stem}.gpkg' --skip-existing --summary out/run.json\n"
+    "  gseg-predict --model ndsi:green=green,swir=swir1 scene.tif --vector scene.gpkg\n";
 
 const char *gseg_predict_usage(void) { return usage; }
 
@@ -141,6 +172,37 @@ gseg_status gseg_predict_cli_parse(int argc, char **argv, gseg_predict_cli **out
         } else if (strcmp(a, "--band-file") == 0) {
             const char *v = VALUE();
             if (v) c->inputs = CSLAddString(c->inputs, v);
+            c->band_files = 1;
+        } else if (strcmp(a, "--scene-list") == 0) {
+            const char *v = VALUE();
+            if (v) c->scene_list = keep(c, v);
+        } else if (strcmp(a, "--skip-existing") == 0) {
+            c->skip_existing = 1;
+        } else if (strcmp(a, "--shard") == 0) {
+            const char *v = VALUE();
+            int k, n;
+            if (v) st = gseg__shard_parse(v, &k, &n);
+            if (v && st == GSEG_OK) c->shard = keep(c, v);
+        } else if (strcmp(a, "--summary") == 0) {
+            const char *v = VALUE();
+            if (v) c->summary = keep(c, v);
+        } else if (strcmp(a, "--batch") == 0) {
+            const char *v = VALUE();
+            if (v) st = parse_int(a, v, 1, 4096, &c->p.batch);
+        } else if (strcmp(a, "--readers") == 0) {
+            const char *v = VALUE();
+            if (v) st = parse_int(a, v, 1, 64, &c->p.readers);
+        } else if (strcmp(a, "--tta") == 0) {
+            c->p.model_options.tta = 1;
+        } else if (strcmp(a, "--quicklook") == 0) {
+            const char *v = VALUE();
+            if (v) c->p.quicklook = keep(c, v);
+        } else if (strcmp(a, "--quicklook-bands") == 0) {
+            const char *v = VALUE();
+            if (v) c->p.quicklook_bands = keep(c, v);
+        } else if (strcmp(a, "--quicklook-size") == 0) {
+            const char *v = VALUE();
+            if (v) st = parse_int(a, v, 16, 16384, &c->p.quicklook_size);
         } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
             const char *v = VALUE();
             if (v) c->p.output = keep(c, v);
@@ -200,8 +262,12 @@ gseg_status gseg_predict_cli_parse(int argc, char **argv, gseg_predict_cli **out
 #undef VALUE
     }
     if (st == GSEG_OK && !c->help && !c->version) {
-        if (CSLCount(c->inputs) == 0)
+        if (CSLCount(c->inputs) == 0 && !c->scene_list)
             st = gseg__err(GSEG_ERR_ARG, "no input scene given (--image_path SCENE)");
+        else if (c->band_files && c->scene_list)
+            st = gseg__err(GSEG_ERR_ARG, "--band-file stacks one scene; it does not combine "
+                                         "with --scene-list (stack band files in a VRT: "
+                                         "gdalbuildvrt -separate)");
         else if (c->p.tile > 0 && c->p.overlap >= c->p.tile)
             st = gseg__err(GSEG_ERR_ARG, "--overlap %d must be smaller than --tile %d",
                            c->p.overlap, c->p.tile);
@@ -215,4 +281,34 @@ gseg_status gseg_predict_cli_parse(int argc, char **argv, gseg_predict_cli **out
     c->p.create_options = (const char *const *)c->co;
     *out = c;
     return GSEG_OK;
+}
+
+int gseg_predict_tool_main(int argc, char **argv)
+{
+    gseg_predict_cli *c = NULL;
+    gseg_status st = gseg_predict_cli_parse(argc, argv, &c);
+    if (st != GSEG_OK) {
+        fprintf(stderr, "gseg-predict: %s\nTry 'gseg-predict --help'.\n", gseg_last_error());
+        return st == GSEG_ERR_ARG ? 2 : 1;
+    }
+    if (c->help) {
+        fputs(usage, stdout);
+        gseg_predict_cli_free(c);
+        return 0;
+    }
+    gseg__batch b;
+    memset(&b, 0, sizeof b);
+    b.p = c->p;
+    b.inputs = (const char *const *)c->inputs;
+    b.ninputs = CSLCount(c->inputs);
+    b.stack = c->band_files;
+    b.scene_list = c->scene_list;
+    b.skip_existing = c->skip_existing;
+    b.shard = c->shard;
+    b.summary = c->summary;
+    b.quiet = c->quiet;
+    b.tool = "gseg-predict";
+    int rc = gseg__predict_batch(&b, c->quiet ? NULL : gseg_term_progress, NULL);
+    gseg_predict_cli_free(c);
+    return rc;
 }

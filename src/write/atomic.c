@@ -184,3 +184,22 @@ void gseg__discard(const char *tmp_path)
     VSIUnlink(tmp_path); /* /vsimem/ paths are not listed by VSIReadDir of "." */
     slot_unregister(tmp_path);
 }
+
+gseg_status gseg__write_file_atomic(const char *path, const void *data, size_t n)
+{
+    char *tmp = gseg__tmp_path(path);
+    if (!tmp) return gseg__err(GSEG_ERR_ARG, "%s: bad output path", path);
+    VSILFILE *f = VSIFOpenL(tmp, "wb");
+    gseg_status st = GSEG_OK;
+    if (!f) {
+        st = gseg__err(GSEG_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    } else {
+        int ok = VSIFWriteL(data, 1, n, f) == n;
+        ok = VSIFCloseL(f) == 0 && ok;
+        if (!ok) st = gseg__err(GSEG_ERR_IO, "%s: write failed (disk full?)", path);
+    }
+    if (st == GSEG_OK) st = gseg__commit(tmp, path);
+    if (st != GSEG_OK) gseg__discard(tmp);
+    free(tmp);
+    return st;
+}

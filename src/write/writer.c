@@ -101,7 +101,10 @@ static gseg_status describe(gseg_writer *w, const gseg_writer_params *p)
     for (int b = 1; b <= w->nbands; b++) {
         GDALRasterBandH band = GDALGetRasterBand(ds, b);
         if (p->has_nodata) GDALSetRasterNoDataValue(band, p->nodata);
-        if (p->band_description) GDALSetDescription(band, p->band_description);
+        if (p->band_names && p->band_names[b - 1])
+            GDALSetDescription(band, p->band_names[b - 1]);
+        else if (p->band_description)
+            GDALSetDescription(band, p->band_description);
         if (p->type == GSEG_BYTE && p->nclasses > 0) {
             GDALColorTableH ct = GDALCreateColorTable(GPI_RGB);
             for (int i = 0; i < 256; i++) {
