@@ -557,6 +557,139 @@ START_TEST(test_killed_run_leaves_no_output)
 }
 END_TEST
 
+
+/* Several scenes in one folder, for the batch tests: n scenes of slightly
+ * different sizes; returns the folder (caller frees). */
+static char *make_scene_folder(const char *name, int n, int size)
+{
+    char *dir = tu_tmpdir(name);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/in", dir);
+    mkdir(path, 0755);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/in/scene_%02d.tif", dir, i);
+        make_scene(path, size + 7 * i, size - 5 * i, utm_gt, 32643);
+    }
+    return dir;
+}
+
+/* Shards 0/2 and 1/2 (given, or from a Slurm job array's environment)
+ * together write exactly the files of one unsharded run, byte for byte. */
+START_TEST(test_batch_shards_equal_unsharded)
+{
+    gseg_init();
+    char *dir = make_scene_folder("shards", 5, 160);
+    const char *tool = tu_build("src/tools/gseg-predict");
+    const char *common = "--model ndsi:green=2,swir=5 -q -of GTiff --tile 64 --overlap 8";
+    ck_assert_int_eq(tu_system("cd '%s' && '%s' %s in -o 'all/{stem}.tif' --vector 'all/{stem}.gpkg'",
+                               dir, tool, common), 0);
+    ck_assert_int_eq(tu_system("cd '%s' && '%s' %s in -o 'sh/{stem}.tif' --shard 0/2 && "
+                               "SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=2 '%s' %s in "
+                               "-o 'sh/{stem}.tif'", dir, tool, common, tool, common), 0);
+    ck_assert_int_eq(tu_system("cd '%s' && test $(ls all/*.tif | wc -l) -eq 5 && "
+                               "test \"$(cd all && ls *.tif)\" = \"$(cd sh && ls *.tif)\"", dir), 0);
+    ck_assert_int_eq(tu_system("cd '%s' && for f in all/*.tif; do cmp -s $f sh/${f#all/} || exit 1; "
+                               "done", dir), 0);
+    /* shard 1/2 alone wrote scenes 1 and 3 of 0..4 */
+    ck_assert_int_eq(tu_system("cd '%s' && rm -r sh && SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_MIN=4 "
+                               "SLURM_ARRAY_TASK_COUNT=2 '%s' %s in -o sh/ && test \"$(cd sh && ls *.tif)\" = "
+                               "\"$(printf 'scene_01_mask.tif\\nscene_03_mask.tif')\"",
+                               dir, tool, common), 0);
+    /* a bad shard is a usage error */
+    ck_assert_int_eq(tu_system("cd '%s' && '%s' %s in -o sh/ --shard 2/2 2>/dev/null", dir, tool,
+                               common), 2);
+    free(dir);
+}
+END_TEST
+
+/* A run over several scenes killed at a random moment, rerun with
+ * --skip-existing, ends with every output equal to an uninterrupted run's;
+ * finished scenes are not redone. */
+START_TEST(test_batch_killed_then_skip_existing)
+{
+    gseg_init();
+    char *dir = make_scene_folder("resume", 4, 1100);
+    const char *tool = tu_build("src/tools/gseg-predict");
+    const char *common = "--model ndsi:green=2,swir=5 -q --tile 256 --overlap 32";
+    ck_assert_int_eq(tu_system("cd '%s' && '%s' %s in -o ref/ && cd ref && "
+                               "for f in *.tif; do gdalinfo -checksum $f | grep Checksum; done "
+                               "> ../ref.sum", dir, tool, common), 0);
+    srand((unsigned)time(NULL));
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(tu_system("rm -rf '%s/out'", dir), 0);
+        char cmd[8600];
+        snprintf(cmd, sizeof cmd, "cd '%s' && exec '%s' %s in -o out/", dir, tool, common);
+        pid_t pid = fork();
+        if (pid == 0) {
+            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+            _exit(127);
+        }
+        usleep((useconds_t)(100000 + rand() % 1500000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        /* every mask under its final name is complete */
+        ck_assert_int_eq(tu_system("cd '%s' && mkdir -p out && for f in $(cd out && ls *.tif 2>/dev/null); do "
+                                   "gdalinfo -checksum out/$f | grep Checksum | "
+                                   "grep -qxF -f - ref.sum || exit 1; done", dir), 0);
+        int done_before = tu_system("cd '%s' && ls out/*.tif >/dev/null 2>&1", dir) == 0;
+        /* SIGKILL leaves the killed run's hidden temporary files (nothing
+         * can remove them); clear them so the check below sees the rerun's */
+        tu_system("rm -f '%s'/out/.*gseg-tmp*", dir);
+        ck_assert_int_eq(tu_system("cd '%s' && '%s' %s in -o out/ --skip-existing "
+                                   "--summary run.json", dir, tool, common), 0);
+        ck_assert_int_eq(tu_system("cd '%s' && cd out && for f in *.tif; do gdalinfo -checksum "
+                                   "$f | grep Checksum; done | cmp -s - ../ref.sum", dir), 0);
+        ck_assert_int_eq(tu_system("cd '%s' && ls -a out | grep -q gseg-tmp", dir), 1);
+        if (done_before)
+            ck_assert_int_eq(tu_system("grep -q '\"scenes_skipped\": [1-9]' '%s/run.json'", dir), 0);
+    }
+    free(dir);
+}
+END_TEST
+
+/* A failed scene is reported and skipped, the others run, the exit code
+ * says so, and the summary lists everything. */
+START_TEST(test_batch_failures_and_summary)
+{
+    gseg_init();
+    char *dir = make_scene_folder("failures", 2, 120);
+    const char *tool = tu_build("src/tools/gseg-predict");
+    char list[4400];
+    snprintf(list, sizeof list, "%s/list.txt", dir);
+    FILE *f = fopen(list, "w");
+    fprintf(f, "# scenes\nin/scene_00.tif\n\nin/missing.tif\n  in/scene_01.tif  \n");
+    fclose(f);
+    ck_assert_int_eq(tu_system("cd '%s' && '%s' --model ndsi:green=2,swir=5 --scene-list list.txt "
+                               "-o 'out/{index}_{stem}.tif' --summary out/run.json "
+                               ">stdout.txt 2>stderr.txt", dir, tool), 1);
+    ck_assert_int_eq(tu_system("cd '%s' && test -f out/0_scene_00.tif && test -f "
+                               "out/2_scene_01.tif && test ! -e out/1_missing.tif", dir), 0);
+    ck_assert_int_eq(tu_system("cd '%s' && grep -q 'missing.tif' stderr.txt && "
+                               "grep -q '1 of 3 scenes failed' stderr.txt && "
+                               "test $(grep -c 'glacier on' stdout.txt) -eq 2", dir), 0);
+    ck_assert_int_eq(tu_system(
+        "cd '%s' && /usr/bin/python3 -c \"import json; s = json.load(open('out/run.json')); "
+        "st = [x['status'] for x in s['scenes']]; "
+        "assert st == ['ok', 'failed', 'ok'], st; "
+        "assert s['scenes_failed'] == 1 and 'missing.tif' in s['scenes'][1]['error']; "
+        "ok = s['scenes'][0]; "
+        "assert ok['pixels'] == ok['width'] * ok['height'] == 120 * 120; "
+        "g = ok['classes']['glacier']; assert abs(g['km2'] - g['pixels'] * 900e-6) < 1e-9; "
+        "assert abs(s['glacier_km2'] - sum(x['glacier_km2'] for x in s['scenes'] if x['status'] == 'ok')) < 1e-6\"",
+        dir), 0);
+    /* stdin lists; the summary on stdout moves the result lines to stderr */
+    ck_assert_int_eq(tu_system("cd '%s' && ls in/*.tif | '%s' --model ndsi:green=2,swir=5 -q "
+                               "--scene-list - -o out2/ --summary - | /usr/bin/python3 -c "
+                               "\"import json, sys; assert json.load(sys.stdin)['scenes_ok'] == 2\"",
+                               dir, tool), 0);
+    /* one output name for several scenes is a usage error, before any work */
+    ck_assert_int_eq(tu_system("cd '%s' && '%s' --model ndsi:green=2,swir=5 in -o one.tif "
+                               "2>err.txt; test $? -eq 2 && grep -q 'template' err.txt && "
+                               "test ! -e one.tif", dir, tool), 0);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("predict");
@@ -572,6 +705,9 @@ int main(void)
     tcase_add_test(tc, test_cli_parse);
     tcase_add_test(tc, test_tool_end_to_end);
     tcase_add_test(tc, test_killed_run_leaves_no_output);
+    tcase_add_test(tc, test_batch_shards_equal_unsharded);
+    tcase_add_test(tc, test_batch_killed_then_skip_existing);
+    tcase_add_test(tc, test_batch_failures_and_summary);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }
