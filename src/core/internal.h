@@ -80,6 +80,11 @@ void gseg__model_normalise(const gseg_model *m, float *in, int n, int h, int w,
                            const uint8_t *valid);
 gseg_status gseg__model_forward_normalised(gseg_model *m, float *in, int n, int h, int w,
                                            const uint8_t *valid, float *out);
+/* Marks m as used for prediction only: a network model then frees the
+ * weights its folded inference does not need once prepared (reading,
+ * saving or training it fails afterwards). No-op for other models. */
+void gseg__model_inference_only(gseg_model *m);
+void gseg__netmodel_inference_only(gseg_model *m);
 /* Network models (src/infer/netmodel.c, builds with libtorch only). */
 gseg_status gseg__netmodel_open(const char *path, const gseg_model_options *opt,
                                 gseg_model **out);

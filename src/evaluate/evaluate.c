@@ -382,6 +382,7 @@ int gseg_evaluate_tool_main(int argc, char **argv)
     /* Classes from the model. */
     gseg_model *m = NULL;
     gseg_status st = gseg_model_open(model, &pp.model_options, &m);
+    if (st == GSEG_OK) gseg__model_inference_only(m);
     if (st != GSEG_OK) {
         fprintf(stderr, "gseg-evaluate: %s\n", gseg_last_error());
         return st == GSEG_ERR_ARG ? 2 : 1;

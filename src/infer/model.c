@@ -176,3 +176,12 @@ gseg_status gseg__model_forward_normalised(gseg_model *m, float *in, int n, int 
     if (!m->vt->normalise) return m->vt->forward(m, in, n, h, w, valid, out);
     return m->vt->forward_normalised(m, in, n, h, w, valid, out);
 }
+
+void gseg__model_inference_only(gseg_model *m)
+{
+#ifdef GSEG_HAVE_TORCH
+    if (m && strcmp(m->vt->kind, "network") == 0) gseg__netmodel_inference_only(m);
+#else
+    (void)m;
+#endif
+}

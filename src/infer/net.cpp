@@ -444,6 +444,7 @@ struct gseg__net {
     gseg__dist *dist = nullptr; /* borrowed: data parallel over its ranks */
     bool channels_last = false; /* training layout of weights and inputs */
     int tta = 0;                /* 1: mean over 4 flips at inference */
+    bool released = false;      /* unfolded weights freed: inference only */
 };
 
 namespace {
@@ -484,6 +485,13 @@ void fold_all(gseg__net *net)
         cb->b = b.to(net->dtype);
     }
     net->folded_valid = true;
+}
+
+/* After gseg__net_release_unfolded only the folded inference runs. */
+void check_not_released(const gseg__net *net)
+{
+    TORCH_CHECK(!net->released, "the model's weights were released after preparing it for "
+                                "inference only");
 }
 
 void drop_folded(gseg__net *net)
@@ -708,6 +716,7 @@ uint64_t gseg__net_digest(const gseg__net *net)
 
 gseg_status gseg__net_tensor_get(gseg__net *net, int i, void *dst, int64_t n)
 try {
+    check_not_released(net);
     Tensor &t = net->tensors.at(i);
     TORCH_CHECK(n == t.numel(), "tensor ", net->names[i], ": ", n, " values asked, ", t.numel(), " held");
     Tensor c = t.detach().to(torch::kCPU).contiguous();
@@ -718,6 +727,7 @@ SHIM_CATCH("network: reading a tensor")
 
 gseg_status gseg__net_tensor_set(gseg__net *net, int i, const void *src, int64_t n)
 try {
+    check_not_released(net);
     Tensor &t = net->tensors.at(i);
     TORCH_CHECK(n == t.numel(), "tensor ", net->names[i], ": ", n, " values given, ", t.numel(), " expected");
     torch::NoGradGuard ng;
@@ -752,6 +762,7 @@ int gseg__cpu_has_bf16(void)
 gseg_status gseg__net_prepare(gseg__net *net, const char *device, gseg_precision precision,
                               int threads, int fold_bn)
 try {
+    check_not_released(net);
     std::string dev = device && *device ? device : "cpu";
     torch::Device d(torch::kCPU);
     if (dev == "cpu") {
@@ -843,6 +854,23 @@ SHIM_CATCH("network: forward")
 
 void gseg__net_set_tta(gseg__net *net, int tta) { net->tta = tta; }
 
+gseg_status gseg__net_release_unfolded(gseg__net *net)
+try {
+    if (net->released || !net->prepared || !net->fold || !net->folded_valid) return GSEG_OK;
+    torch::NoGradGuard ng;
+    Tensor none = torch::empty({0});
+    for (ConvBn *cb : net->model->conv_bns()) {
+        cb->c->weight.set_data(none);
+        cb->bn->weight.set_data(none);
+        cb->bn->bias.set_data(none);
+        cb->bn->running_mean.set_data(none);
+        cb->bn->running_var.set_data(none);
+    }
+    net->released = true;
+    return GSEG_OK;
+}
+SHIM_CATCH("network: releasing the unfolded weights")
+
 gseg_status gseg__net_features(gseg__net *net, const float *in, int n, int c, int h, int w,
                                int level, float *out, int64_t cap, int64_t shape[4])
 try {
@@ -869,6 +897,7 @@ SHIM_CATCH("network: features")
 gseg_status gseg__net_train_setup(gseg__net *net, double lr, double weight_decay,
                                   gseg_precision precision)
 try {
+    check_not_released(net);
     if (!net->prepared) {
         gseg_status st = gseg__net_prepare(net, "cpu", GSEG_PRECISION_FP32, 0, 0);
         if (st != GSEG_OK) return st;

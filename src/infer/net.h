@@ -92,6 +92,13 @@ gseg_status gseg__net_forward(gseg__net *net, const float *in, int n, int c,
  * input as is and flipped left-right, up-down and both (4 passes). */
 void gseg__net_set_tta(gseg__net *net, int tta);
 
+/* Frees the weights the folded inference does not use (convolution weights
+ * and BatchNorm tensors before folding), once prepared with fold_bn. The net
+ * can then only run gseg__net_forward with those settings: reading, setting,
+ * preparing again and training fail. Saves a copy of the weights' memory in
+ * prediction runs. No-op when not prepared with folding. */
+gseg_status gseg__net_release_unfolded(gseg__net *net);
+
 /* Encoder feature `level` (1..5: stem, layer1..layer4) for a batch, as
  * torchvision computes it (for tests). *shape gets N, C, H, W; out must
  * hold cap floats. Uses the prepared settings. */

@@ -55,6 +55,7 @@ typedef struct netimpl {
     gseg_model_options opt;
     char *device;
     int prepared;
+    int inference_only; /* release unfolded weights once prepared */
     float *buf;
     size_t buf_n;
 } netimpl;
@@ -87,6 +88,13 @@ static void netimpl_free(gseg_model *m)
     m->impl = NULL;
 }
 
+void gseg__netmodel_inference_only(gseg_model *m)
+{
+    netimpl *ni = m->impl;
+    ni->inference_only = 1;
+    if (ni->prepared) gseg__net_release_unfolded(ni->net);
+}
+
 static gseg_status ensure_prepared(gseg_model *m)
 {
     netimpl *ni = m->impl;
@@ -95,6 +103,7 @@ static gseg_status ensure_prepared(gseg_model *m)
                                        ni->opt.fold_bn);
     if (st == GSEG_OK) ni->prepared = 1;
     gseg__net_set_tta(ni->net, ni->opt.tta);
+    if (st == GSEG_OK && ni->inference_only) st = gseg__net_release_unfolded(ni->net);
     return st;
 }
 
@@ -153,17 +162,24 @@ typedef struct wtensor {
     int ndim;
     int64_t shape[GSEG__ST_MAX_DIMS];
     int is_int;
-    void *data; /* float or int64_t */
+    void *data; /* float or int64_t; NULL until read for safetensors */
     int64_t numel;
     int used;
+    const gseg__st_tensor *src; /* where to read data from (safetensors) */
 } wtensor;
 
+/* A state dict: names and shapes, with the data of safetensors files read
+ * one tensor at a time as it is applied (so loading a model holds one copy
+ * of the weights, in the net, plus one tensor). */
 typedef struct wset {
     const char *path;
     wtensor *t;
     int n, cap;
+    gseg__st_file *f; /* the file the tensors are read from */
+    int owns_f;       /* wset_free closes f */
 } wset;
 
+/* Frees the set, and closes its file when it owns it. */
 static void wset_free(wset *ws)
 {
     for (int i = 0; i < ws->n; i++) {
@@ -171,6 +187,7 @@ static void wset_free(wset *ws)
         free(ws->t[i].data);
     }
     free(ws->t);
+    if (ws->owns_f) gseg__st_close(ws->f);
     memset(ws, 0, sizeof *ws);
 }
 
@@ -206,8 +223,10 @@ static gseg_status wset_add(void *user, const char *name, int ndim, const int64_
     t->ndim = ndim;
     t->is_int = is_int;
     t->name = gseg__strdup(name);
-    t->data = gseg__malloc(t->numel ? (size_t)t->numel : 1, is_int ? sizeof(int64_t) : sizeof(float));
-    if (!t->name || !t->data) {
+    if (data) /* pickles arrive whole; safetensors data is read when applied */
+        t->data = gseg__malloc(t->numel ? (size_t)t->numel : 1,
+                               is_int ? sizeof(int64_t) : sizeof(float));
+    if (!t->name || (data && !t->data)) {
         free(t->name);
         free(t->data);
         return GSEG_ERR_NOMEM;
@@ -222,19 +241,37 @@ static int is_int_dtype(gseg__st_dtype d)
     return d != GSEG__ST_F16 && d != GSEG__ST_BF16 && d != GSEG__ST_F32 && d != GSEG__ST_F64;
 }
 
+/* Names and shapes of a safetensors file; f must stay open until the set
+ * is applied. */
 static gseg_status wset_from_safetensors(gseg__st_file *f, wset *ws)
 {
+    ws->f = f;
     for (int i = 0; i < gseg__st_count(f); i++) {
         const gseg__st_tensor *t = gseg__st_at(f, i);
-        int is_int = is_int_dtype(t->dtype);
-        gseg_status st = wset_add(ws, t->name, t->ndim, t->shape, is_int, NULL);
+        gseg_status st = wset_add(ws, t->name, t->ndim, t->shape, is_int_dtype(t->dtype), NULL);
         if (st != GSEG_OK) return st;
-        wtensor *w = &ws->t[ws->n - 1];
-        st = is_int ? gseg__st_read_i64(f, t, w->data, w->numel)
-                    : gseg__st_read_f32(f, t, w->data, w->numel);
-        if (st != GSEG_OK) return st;
+        ws->t[ws->n - 1].src = t;
     }
     return GSEG_OK;
+}
+
+/* The data of t, read from the file on first use. */
+static gseg_status wtensor_read(wset *ws, wtensor *t)
+{
+    if (t->data) return GSEG_OK;
+    t->data = gseg__malloc(t->numel ? (size_t)t->numel : 1,
+                           t->is_int ? sizeof(int64_t) : sizeof(float));
+    if (!t->data) return GSEG_ERR_NOMEM;
+    return t->is_int ? gseg__st_read_i64(ws->f, t->src, t->data, t->numel)
+                     : gseg__st_read_f32(ws->f, t->src, t->data, t->numel);
+}
+
+/* Frees data that can be read again. */
+static void wtensor_drop(wtensor *t)
+{
+    if (!t->src) return;
+    free(t->data);
+    t->data = NULL;
 }
 
 /* Reads a state dict from a safetensors file or a torch.save file. */
@@ -254,10 +291,14 @@ static gseg_status wset_load(const char *path, wset *ws, gseg__st_file **stf)
         gseg_status st = gseg__st_open(path, &f);
         if (st != GSEG_OK) return st;
         st = wset_from_safetensors(f, ws);
-        if (st != GSEG_OK || !stf)
+        if (st != GSEG_OK) {
             gseg__st_close(f);
-        else
+            ws->f = NULL;
+        } else if (stf) {
             *stf = f;
+        } else {
+            ws->owns_f = 1;
+        }
         return st;
     }
     /* torch.save: the whole file goes to libtorch's unpickler. */
@@ -380,6 +421,8 @@ static gseg_status apply_wset(gseg__net *net, wset *ws, int encoder_only)
                              encoder_only ? name + 8 : name);
         }
         t->used = 1;
+        gseg_status rst = wtensor_read(ws, t);
+        if (rst != GSEG_OK) return rst;
         int nd = gseg__net_tensor_ndim(net, i);
         int64_t want[GSEG__ST_MAX_DIMS];
         int same = nd == t->ndim;
@@ -434,6 +477,7 @@ static gseg_status apply_wset(gseg__net *net, wset *ws, int encoder_only)
         free(adapted);
         free(ints);
         free(floats);
+        wtensor_drop(t);
         if (st != GSEG_OK) return st;
     }
     for (int i = 0; i < ws->n; i++) {

@@ -356,6 +356,7 @@ int gseg__predict_batch(const gseg__batch *b, gseg_progress_fn progress, void *u
         jobs[n++] = jobs[i];
     }
     st = gseg_model_open(model_spec, &b->p.model_options, &model);
+    if (st == GSEG_OK) gseg__model_inference_only(model);
     if (st != GSEG_OK) {
         fprintf(stderr, "%s: %s\n", tool, gseg_last_error());
         jobs_free(jobs, n);

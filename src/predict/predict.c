@@ -362,6 +362,7 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
                                      : gseg_model_open(p->model, &p->model_options, &model);
     if (p->model_handle) model = p->model_handle;
     if (st != GSEG_OK) goto done;
+    if (!p->model_handle) gseg__model_inference_only(model);
     if (p->quicklook && p->quicklook_bands) {
         st = parse_rgb(p->quicklook_bands, &rgb_store, rgb);
         if (st != GSEG_OK) goto done;
