@@ -45,6 +45,7 @@ typedef struct slot {
 typedef struct pipe {
     const gseg__pipe_params *p;
     int T, C, K, nbatches, nslots;
+    int first, count; /* the tiles run: [first, first + count) */
     slot *slots;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -156,8 +157,8 @@ static void *reader_main(void *arg)
         }
         pthread_mutex_unlock(&q->mu);
         if (!s) break;
-        s->first = s->batch * p->batch;
-        int left = gseg_grid_count(p->grid) - s->first;
+        s->first = q->first + s->batch * p->batch;
+        int left = q->first + q->count - s->first;
         s->ntiles = left < p->batch ? left : p->batch;
         gseg_status st = fill(q, scene, s);
         if (st != GSEG_OK) {
@@ -243,7 +244,7 @@ size_t gseg__pipe_bytes(const gseg__pipe_params *p)
 static void run_network(pipe_t *q, gseg__pipe_stats *stats)
 {
     const gseg__pipe_params *p = q->p;
-    int ntiles = gseg_grid_count(p->grid), done = 0;
+    int ntiles = q->count, done = 0;
     for (int b = 0; b < q->nbatches; b++) {
         double t0 = now_s();
         slot *s = wait_batch(q, b, READY);
@@ -280,7 +281,13 @@ gseg_status gseg__pipe_run(const gseg__pipe_params *p, gseg__pipe_stats *stats)
     q.T = p->grid->tile;
     q.C = gseg_model_nbands(p->model);
     q.K = gseg_model_nscores(p->model);
-    int ntiles = gseg_grid_count(p->grid);
+    int all = gseg_grid_count(p->grid);
+    q.first = p->ntiles > 0 ? p->first_tile : 0;
+    q.count = p->ntiles > 0 ? p->ntiles : all;
+    if (q.first < 0 || q.count < 1 || q.first + q.count > all)
+        return gseg__err(GSEG_ERR_ARG, "pipeline: tiles %d..%d of %d", q.first,
+                         q.first + q.count - 1, all);
+    int ntiles = q.count;
     q.nbatches = (ntiles + p->batch - 1) / p->batch;
     int readers = p->readers < q.nbatches ? p->readers : q.nbatches;
     q.nslots = readers + 3;

@@ -8,6 +8,8 @@
 
 #include "internal.h"
 
+#include <geodesic.h>
+
 /* ---- Scene lists and output names (scenes.c) --------------------------- */
 
 /* Expands the inputs of a batch run into scenes, in order:
@@ -85,6 +87,74 @@ typedef struct gseg__quicklook_params {
  * size and one strip of scene rows, not by the scene. */
 gseg_status gseg__quicklook_write(const gseg__quicklook_params *p, const char *png);
 
+/* ---- What predicting a scene needs (job.c) ------------------------------ */
+
+#define GSEG__MASK_NODATA 255
+
+/* Ground area of a pixel, per row. */
+typedef struct gseg__px_area {
+    int kind;        /* 0 unknown, 1 constant (projected), 2 per row (geographic) */
+    double km2;      /* kind 1 */
+    double gt[6];
+    double deg_per_unit;
+    struct geod_geodesic geod;
+} gseg__px_area;
+
+typedef struct gseg__job {
+    gseg_model *model;          /* p->model_handle, or opened (owned) */
+    int own_model;
+    gseg_scene *scene;          /* with the model's bands, checked */
+    gseg_scene_params sp;       /* how it was opened (readers reopen it) */
+    const char **sel;
+    gseg_grid grid;
+    double gt[6];
+    int tile, overlap, batch, readers;
+    int K;                      /* scores per pixel */
+    int nclasses;
+    const char *const *class_names;
+    const unsigned char (*class_rgba)[4];
+    double threshold;
+    gseg__px_area area;
+} gseg__job;
+
+/* Opens the model (unless p->model_handle) and the scene, resolves tiling,
+ * classes, threshold, batch and readers. On failure everything is freed. */
+gseg_status gseg__job_open(const gseg_predict_params *p, gseg__job *j);
+void gseg__job_close(gseg__job *j);
+/* Pipeline parameters for the job's scene, model and grid (no stitcher,
+ * progress or range set). */
+struct gseg__pipe_params;
+void gseg__job_pipe_params(const gseg__job *j, const gseg_predict_params *p,
+                           struct gseg__pipe_params *pp);
+/* GDAL's block cache sized for the tiling, unless GDAL_CACHEMAX is set. */
+void gseg__size_cache(const gseg_scene *s, const gseg_grid *g);
+
+/* Receives a complete row band: rows [y, y+h) of the mask (width bytes per
+ * row) and, when asked for, the scores [K][h][width] (NaN without data). */
+typedef gseg_status (*gseg__rows_fn)(void *user, int y, int h, const uint8_t *mask,
+                                     const float *scores);
+
+/* The stitcher's sink: final windows → classes (threshold or argmax; 255
+ * without data), pixel counts and areas per class into stats (may be
+ * NULL), scores if asked for; whole row bands go to emit. */
+typedef struct gseg__classify {
+    int width, nscores, cap_rows;
+    double threshold;
+    uint8_t *mrow;              /* [cap_rows][width] */
+    float *prow;                /* [nscores][cap_rows][width] or NULL */
+    const gseg__px_area *area;
+    gseg_predict_stats *stats;
+    gseg__rows_fn emit;
+    void *user;
+} gseg__classify;
+
+gseg_status gseg__classify_init(gseg__classify *c, const gseg__job *j, int want_scores,
+                                gseg__rows_fn emit, void *user, gseg_predict_stats *stats);
+void gseg__classify_free(gseg__classify *c);
+/* A gseg_stitch_sink; user is the gseg__classify. */
+gseg_status gseg__classify_window(void *user, gseg_window win, const float *scores,
+                                  const uint8_t *valid);
+
 /* ---- The tile pipeline of one scene (pipeline.c) ------------------------ */
 
 typedef struct gseg__pipe_params {
@@ -104,6 +174,8 @@ typedef struct gseg__pipe_params {
     void *user;
     double progress_share;
     const char *name;           /* for messages (the output path) */
+    int first_tile, ntiles;     /* run tiles [first_tile, first_tile +
+                                   ntiles); ntiles 0 = every tile */
 } gseg__pipe_params;
 
 typedef struct gseg__pipe_stats {
@@ -113,8 +185,9 @@ typedef struct gseg__pipe_stats {
     double blend_seconds;       /* stitching and writing row bands */
 } gseg__pipe_stats;
 
-/* Runs every tile of the grid through readers → network → blender (see
- * pipeline.c). Returns the first error of any stage. */
+/* Runs the tiles (every tile of the grid, or the range asked for, in index
+ * order) through readers → network → blender (see pipeline.c). Returns the
+ * first error of any stage. */
 gseg_status gseg__pipe_run(const gseg__pipe_params *p, gseg__pipe_stats *stats);
 /* Bytes of the batch slots the pipeline allocates for p. */
 size_t gseg__pipe_bytes(const gseg__pipe_params *p);

@@ -158,6 +158,21 @@ void gseg_stitcher_free(gseg_stitcher *s)
 
 size_t gseg_stitcher_buffer_bytes(const gseg_stitcher *s) { return s ? s->bytes : 0; }
 
+gseg_status gseg_stitcher_seek(gseg_stitcher *s, int row)
+{
+    if (!s || row < 0 || row >= s->g.nrows)
+        return gseg__err(GSEG_ERR_ARG, "stitcher: seek to tile row %d of %d", row,
+                         s ? s->g.nrows : 0);
+    s->next = row * s->g.ncols;
+    return GSEG_OK;
+}
+
+void gseg_stitcher_rows(const gseg_stitcher *s, int row, int *y0, int *y1)
+{
+    *y0 = own0(&s->ay, row);
+    *y1 = excl1(&s->ay, row);
+}
+
 gseg_status gseg_stitcher_add(gseg_stitcher *s, const gseg_tile *t, const float *scores,
                               const uint8_t *valid)
 {
