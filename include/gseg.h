@@ -361,6 +361,13 @@ GSEG_API gseg_status gseg_stitcher_add(gseg_stitcher *s, const gseg_tile *t,
                                        const uint8_t *valid);
 /* Bytes held by the stitcher's buffers. */
 GSEG_API size_t gseg_stitcher_buffer_bytes(const gseg_stitcher *s);
+/* Random access: the next tile expected becomes the first of tile row
+ * `row`. The carry from the row above is then stale, so the windows this
+ * row delivers in its top blend zone are not final; feed row - 1 first
+ * (discarding what it delivers) to get row `row` exact. */
+GSEG_API gseg_status gseg_stitcher_seek(gseg_stitcher *s, int row);
+/* Scene rows [*y0, *y1) that the windows of tile row `row` cover. */
+GSEG_API void gseg_stitcher_rows(const gseg_stitcher *s, int row, int *y0, int *y1);
 
 /* ------------------------------------------------------------------------ */
 /* Raster writing                                                 (src/write) */
@@ -507,6 +514,42 @@ GSEG_API gseg_predict_params gseg_predict_params_default(void);
 GSEG_API gseg_status gseg_predict(const gseg_predict_params *p,
                                   gseg_progress_fn progress, void *user,
                                   gseg_predict_stats *stats);
+
+/* ------------------------------------------------------------------------ */
+/* Random access to a prediction                                (src/predict) */
+
+/* A scene's prediction read window by window, computed on demand one tile
+ * row at a time with gseg_predict's tiling, blending and thresholds: the
+ * bytes equal those gseg_predict writes for the same parameters. Recent
+ * tile rows are cached (GSEG_PREDICTOR_CACHE bytes, default 256 MB);
+ * reading top to bottom computes every tile once. The engine of the GDAL
+ * driver. One thread at a time. */
+typedef struct gseg_predictor gseg_predictor;
+
+typedef struct gseg_predictor_info {
+    int width, height;
+    int nscores;                        /* score bands */
+    int nclasses;                       /* mask classes */
+    const char *const *class_names;
+    const unsigned char (*class_rgba)[4];
+    int tile, overlap;
+    double threshold;
+    const gseg_model *model;
+    const gseg_scene *scene;            /* CRS, geotransform, GCPs */
+} gseg_predictor_info;
+
+/* p as for gseg_predict (its output paths are ignored); want_scores keeps
+ * the scores for gseg_predictor_read's `scores`. */
+GSEG_API gseg_status gseg_predictor_open(const gseg_predict_params *p, int want_scores,
+                                         gseg_predictor **out);
+GSEG_API void gseg_predictor_free(gseg_predictor *pr);
+/* Lives as long as pr. */
+GSEG_API const gseg_predictor_info *gseg_predictor_get_info(const gseg_predictor *pr);
+/* Window win of the mask (mask[win.h][win.w], 255 without data; may be
+ * NULL) and of the scores (scores[nscores][win.h][win.w], NaN without
+ * data; NULL unless opened with want_scores). */
+GSEG_API gseg_status gseg_predictor_read(gseg_predictor *pr, gseg_window win,
+                                         uint8_t *mask, float *scores);
 
 /* ------------------------------------------------------------------------ */
 /* Command lines (GDAL-utility style: parsing lives here, mains stay thin)  */

@@ -890,6 +890,87 @@ START_TEST(test_corrupt_scene_in_batch_run)
 }
 END_TEST
 
+/* The random-access predictor (the GDAL driver's engine) serves windows in
+ * any order that are byte for byte gseg-predict's mask and probabilities:
+ * blocks out of order, windows straddling tile-row bands, a cache of three
+ * bands forcing recomputation. */
+START_TEST(test_predictor_windows_equal_predict)
+{
+    char model[1024], scene[1024], mask[1024], proba[1024];
+    snprintf(model, sizeof model, "%s", path("net.gseg"));
+    snprintf(scene, sizeof scene, "%s", path("scene.tif"));
+    snprintf(mask, sizeof mask, "%s", path("mask.tif"));
+    snprintf(proba, sizeof proba, "%s", path("proba.tif"));
+    make_model(model, 1, 2, NULL);
+    crop(scene, 0, 0, 300, 420, "-b 1 -b 2 -b 3 -b 4 -b 5 -b 6");
+    blank(scene, 0, 0, 90, 140);
+    ck_assert_int_eq(tu_system("%s -q --model %s --image_path %s -o %s --proba %s --tile 128 "
+                               "--overlap 40 --precision fp32 --threads 2", tool, model, scene,
+                               mask, proba), 0);
+    int w, h;
+    uint8_t *ref = read_u8(mask, &w, &h);
+    float *pref = read_f32(proba, 1, &w, &h);
+
+    CPLSetConfigOption("GSEG_PREDICTOR_CACHE", "1"); /* the minimum: 3 bands */
+    gseg_predict_params p = gseg_predict_params_default();
+    const char *in[] = {scene};
+    p.inputs = in;
+    p.ninputs = 1;
+    p.model = model;
+    p.tile = 128;
+    p.overlap = 40;
+    p.model_options.precision = GSEG_PRECISION_FP32;
+    p.model_options.threads = 2;
+    gseg_predictor *pr = NULL;
+    ck_gseg(gseg_predictor_open(&p, 1, &pr));
+    CPLSetConfigOption("GSEG_PREDICTOR_CACHE", NULL);
+    const gseg_predictor_info *info = gseg_predictor_get_info(pr);
+    ck_assert_int_eq(info->width, w);
+    ck_assert_int_eq(info->height, h);
+    uint8_t *m = malloc((size_t)w * h);
+    float *q = malloc((size_t)w * h * sizeof *q);
+    /* 64x64 blocks, bottom-up and right-to-left, then a few odd windows */
+    const int B = 64;
+    for (int by = (h - 1) / B; by >= 0; by--)
+        for (int bx = (w - 1) / B; bx >= 0; bx--) {
+            gseg_window win = {bx * B, by * B, B, B};
+            if (win.x + win.w > w) win.w = w - win.x;
+            if (win.y + win.h > h) win.h = h - win.y;
+            uint8_t *bm = malloc((size_t)win.w * win.h);
+            float *bp = malloc((size_t)win.w * win.h * sizeof *bp);
+            ck_gseg(gseg_predictor_read(pr, win, bm, bp));
+            for (int y = 0; y < win.h; y++) {
+                memcpy(m + (size_t)(win.y + y) * w + win.x, bm + (size_t)y * win.w, win.w);
+                memcpy(q + (size_t)(win.y + y) * w + win.x, bp + (size_t)y * win.w,
+                       win.w * sizeof *q);
+            }
+            free(bm);
+            free(bp);
+        }
+    ck_assert_int_eq(memcmp(m, ref, (size_t)w * h), 0);
+    for (size_t i = 0; i < (size_t)w * h; i++)
+        ck_assert_msg(isnan(pref[i]) ? isnan(q[i]) : q[i] == pref[i], "pixel %zu: %g vs %g", i,
+                      q[i], pref[i]);
+    /* one tall window across every band, read twice (cached, then not) */
+    gseg_window tall = {37, 0, 101, h};
+    uint8_t *tm = malloc((size_t)tall.w * tall.h);
+    for (int round = 0; round < 2; round++) {
+        ck_gseg(gseg_predictor_read(pr, tall, tm, NULL));
+        for (int y = 0; y < h; y++)
+            ck_assert_int_eq(memcmp(tm + (size_t)y * tall.w, ref + (size_t)y * w + tall.x,
+                                    tall.w), 0);
+    }
+    gseg_window outside = {250, 400, 60, 30};
+    ck_assert_int_eq(gseg_predictor_read(pr, outside, tm, NULL), GSEG_ERR_ARG);
+    free(tm);
+    gseg_predictor_free(pr);
+    free(m);
+    free(q);
+    free(ref);
+    free(pref);
+}
+END_TEST
+
 Suite *pipeline_suite(void)
 {
     /* One case per test, so CK_RUN_CASE=tiling (say) runs one alone. */
@@ -905,6 +986,7 @@ Suite *pipeline_suite(void)
         {"multiclass", test_multiclass_probabilities},
         {"default_model", test_default_model},
         {"corrupt", test_corrupt_scene_in_batch_run},
+        {"predictor", test_predictor_windows_equal_predict},
     };
     Suite *s = suite_create("pipeline");
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
