@@ -284,9 +284,10 @@ gseg_status gseg__job_open(const gseg_predict_params *p, gseg__job *j)
                  : p->tile <= 0 && gseg_model_tile(m) > 0 ? gseg_model_overlap(m)
                                                           : j->tile / 8;
     if (j->overlap >= j->tile) {
+        st = gseg__err(GSEG_ERR_ARG, "the overlap %d must be smaller than the tile size %d",
+                       j->overlap, j->tile);
         gseg__job_close(j);
-        return gseg__err(GSEG_ERR_ARG, "--overlap %d must be smaller than the tile size %d",
-                         j->overlap, j->tile);
+        return st;
     }
     /* Mask classes: the model's (network models), else background/glacier. */
     j->nclasses = gseg__model_classes(m, &j->class_names, &j->class_rgba);
