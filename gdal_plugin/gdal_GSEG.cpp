@@ -262,6 +262,16 @@ class GSEGDataset final : public GDALPamDataset {
     static int Identify(GDALOpenInfo *oi);
     static GDALDataset *Open(GDALOpenInfo *oi);
     CPLErr GetGeoTransform(double *gt) override;
+    /* The scene's own GDAL datasets belong to the predictor: GDAL's driver
+     * manager, closing every dataset at shutdown, asks this first so they
+     * are not closed twice. */
+    int CloseDependentDatasets() override
+    {
+        if (!pred_) return FALSE;
+        g_api.free_(pred_);
+        pred_ = nullptr;
+        return TRUE;
+    }
     const OGRSpatialReference *GetSpatialRef() const override
     {
         return srs_.IsEmpty() ? nullptr : &srs_;

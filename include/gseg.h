@@ -385,7 +385,9 @@ typedef struct gseg_writer_params {
     int has_nodata;
     double nodata;
     /* Byte masks: class table. Entry i names class i and gives its RGBA
-     * colour; the nodata value is shown transparent. */
+     * colour; the nodata value is shown transparent. With classes, a QGIS
+     * style <stem>.qml (paletted, class 0 and nodata transparent) is
+     * written beside the raster, atomically with it. */
     int nclasses;
     const char *const *class_names;
     const uint8_t (*class_rgba)[4];
@@ -430,6 +432,10 @@ typedef struct gseg_vectorize_params {
     const char *source;        /* value of the `source` attribute, may be NULL */
     int nclasses;              /* class names for the `class_name` attribute */
     const char *const *class_names;
+    /* Class colours (RGBA, nclasses entries) for the default QGIS style
+     * stored with GeoPackage output (table layer_styles); NULL = gseg's
+     * defaults (glacier 0,170,255). */
+    const uint8_t (*class_rgba)[4];
 } gseg_vectorize_params;
 
 typedef struct gseg_vectorize_stats {

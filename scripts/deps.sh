@@ -43,10 +43,11 @@ need_pip() {
 BUILD_PACKAGES="gcc g++ meson ninja-build pkg-config cmake libgdal-dev libproj-dev gdal-bin
                 libtorch-dev libgloo-dev"
 # Test peers: GDAL's Python bindings and numpy; torch + torchvision for the
-# network; the pure-Python packages segmentation-models-pytorch needs.
+# network; the pure-Python packages segmentation-models-pytorch needs;
+# python3-qgis for the headless QGIS test (tests/qgis/check_qgis.py).
 TEST_PACKAGES="check python3-gdal python3-numpy python3-pip python3-torch python3-torchvision
                python3-tqdm python3-filelock python3-packaging python3-yaml python3-requests
-               python3-pil python3-typing-extensions python3-fsspec python3-sklearn"
+               python3-pil python3-typing-extensions python3-fsspec python3-sklearn python3-qgis"
 # segmentation-models-pytorch and safetensors from PyPI, without their
 # dependencies (which would pull a second, PyPI torch): Debian's torch 1.13
 # serves. Versions known to work with it.

@@ -613,7 +613,7 @@ START_TEST(test_labels_from_outlines)
     /* The masks equal gdal_rasterize's burn of the outlines on the scene's
      * grid (the outlines leave out truth polygons under 0.01 km2). */
     ck_assert_int_eq(tu_system("cd %s && gdal_create -q -if train/images/s.tif -bands 1 -ot Byte "
-                               "-burn 0 peer.tif && gdal_rasterize -q -burn 1 s.gpkg peer.tif",
+                               "-burn 0 peer.tif && gdal_rasterize -q -burn 1 -l glaciers s.gpkg peer.tif",
                                root), 0);
     const int xs[] = {0, 128}, ys[] = {0, 64};
     long long diff = 0, glacier = 0;

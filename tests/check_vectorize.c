@@ -1,6 +1,7 @@
 /*
  * check_vectorize.c — gseg_vectorize: polygons, geodesic areas, MMU,
- * simplification, classes, reprojection, formats, atomicity.
+ * simplification, classes, reprojection, formats, atomicity, and the
+ * default QGIS style of GeoPackage outputs (table layer_styles).
  *
  * References are independent of the code under test: UTM areas from the
  * transverse Mercator point scale factor (true area = projected area / k²),
@@ -10,6 +11,7 @@
 #include "testutil.h"
 
 #include <cpl_conv.h>
+#include <cpl_minixml.h>
 #include <cpl_string.h>
 #include <gdal.h>
 #include <ogr_api.h>
@@ -95,15 +97,20 @@ typedef struct feat {
     OGREnvelope env;
 } feat;
 
-/* Reads every feature of the output's only layer; returns the count. Checks
- * that ids run 1..n in order. */
+/* Reads every feature of the output's only layer (GeoPackage: beside the
+ * table layer_styles); returns the count. Checks that ids run 1..n in
+ * order. */
 static int read_features(const char *path, feat *out, int max, char *drv_name, char *srs_code)
 {
     GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_VECTOR, NULL, NULL, NULL);
     ck_assert_msg(ds != NULL, "cannot open %s", path);
-    if (drv_name) strcpy(drv_name, GDALGetDriverShortName(GDALGetDatasetDriver(ds)));
-    ck_assert_int_eq(GDALDatasetGetLayerCount(ds), 1);
+    const char *drv = GDALGetDriverShortName(GDALGetDatasetDriver(ds));
+    if (drv_name) strcpy(drv_name, drv);
+    int gpkg = strcmp(drv, "GPKG") == 0;
+    ck_assert_int_eq(GDALDatasetGetLayerCount(ds), gpkg ? 2 : 1);
+    if (gpkg) ck_assert_ptr_nonnull(GDALDatasetGetLayerByName(ds, "layer_styles"));
     OGRLayerH l = GDALDatasetGetLayer(ds, 0);
+    if (gpkg && strcmp(OGR_L_GetName(l), "layer_styles") == 0) l = GDALDatasetGetLayer(ds, 1);
     if (srs_code) {
         OGRSpatialReferenceH s = OGR_L_GetSpatialRef(l);
         const char *c = s ? OSRGetAuthorityCode(s, NULL) : NULL;
@@ -680,6 +687,187 @@ START_TEST(test_formats)
 END_TEST
 
 /* ------------------------------------------------------------------------ */
+/* Default QGIS style (GeoPackage)                                          */
+
+typedef struct style_row {
+    int count, defaults;
+    char table[64], geom[64], schema[8], name[64];
+    char *qml;
+} style_row;
+
+/* The layer_styles table of a GeoPackage, as QGIS reads it: the schema
+ * QGIS creates (FID id and the 12 columns) and its rows. */
+static void read_styles(const char *path, style_row *r)
+{
+    memset(r, 0, sizeof *r);
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_VECTOR, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(ds);
+    OGRLayerH l = GDALDatasetGetLayerByName(ds, "layer_styles");
+    ck_assert_msg(l != NULL, "%s: no layer_styles table", path);
+    ck_assert_int_eq(wkbFlatten(OGR_L_GetGeomType(l)), wkbNone);
+    ck_assert_str_eq(OGR_L_GetFIDColumn(l), "id");
+    OGRFeatureDefnH d = OGR_L_GetLayerDefn(l);
+    const char *cols[] = {"f_table_catalog", "f_table_schema", "f_table_name",
+                          "f_geometry_column", "styleName", "styleQML", "styleSLD",
+                          "useAsDefault", "description", "owner", "ui", "update_time"};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++)
+        ck_assert_msg(OGR_FD_GetFieldIndex(d, cols[i]) >= 0, "layer_styles lacks %s", cols[i]);
+    ck_assert_int_eq(OGR_Fld_GetType(OGR_FD_GetFieldDefn(d, OGR_FD_GetFieldIndex(d, "update_time"))),
+                     OFTDateTime);
+    OGRFeatureH f;
+    while ((f = OGR_L_GetNextFeature(l)) != NULL) {
+        r->count++;
+        if (OGR_F_GetFieldAsInteger(f, OGR_FD_GetFieldIndex(d, "useAsDefault")) == 1) {
+            r->defaults++;
+            int si = OGR_FD_GetFieldIndex(d, "f_table_schema");
+            ck_assert(OGR_F_IsFieldSetAndNotNull(f, si)); /* '' as QGIS filters on it */
+            snprintf(r->schema, sizeof r->schema, "%s", OGR_F_GetFieldAsString(f, si));
+            snprintf(r->table, sizeof r->table, "%s",
+                     OGR_F_GetFieldAsString(f, OGR_FD_GetFieldIndex(d, "f_table_name")));
+            snprintf(r->geom, sizeof r->geom, "%s",
+                     OGR_F_GetFieldAsString(f, OGR_FD_GetFieldIndex(d, "f_geometry_column")));
+            snprintf(r->name, sizeof r->name, "%s",
+                     OGR_F_GetFieldAsString(f, OGR_FD_GetFieldIndex(d, "styleName")));
+            ck_assert(OGR_F_IsFieldSetAndNotNull(f, OGR_FD_GetFieldIndex(d, "update_time")));
+            free(r->qml);
+            r->qml = strdup(OGR_F_GetFieldAsString(f, OGR_FD_GetFieldIndex(d, "styleQML")));
+        }
+        OGR_F_Destroy(f);
+    }
+    /* The outlines' geometry column, which the style names. */
+    OGRLayerH out = GDALDatasetGetLayer(ds, 0);
+    if (strcmp(OGR_L_GetName(out), "layer_styles") == 0) out = GDALDatasetGetLayer(ds, 1);
+    ck_assert_str_eq(r->geom, OGR_L_GetGeometryColumn(out));
+    ck_assert_str_eq(r->table, OGR_L_GetName(out));
+    GDALClose(ds);
+}
+
+/* The fill symbol of the category with value `value` in a parsed QML. */
+static CPLXMLNode *category_symbol(CPLXMLNode *renderer, const char *value)
+{
+    const char *sym = NULL;
+    for (CPLXMLNode *c = CPLGetXMLNode(renderer, "categories") ?
+                             CPLGetXMLNode(renderer, "categories")->psChild : NULL;
+         c; c = c->psNext)
+        if (c->eType == CXT_Element && strcmp(CPLGetXMLValue(c, "value", ""), value) == 0)
+            sym = CPLGetXMLValue(c, "symbol", NULL);
+    if (!sym) return NULL;
+    for (CPLXMLNode *s = CPLGetXMLNode(renderer, "symbols")->psChild; s; s = s->psNext)
+        if (s->eType == CXT_Element && strcmp(CPLGetXMLValue(s, "name", ""), sym) == 0)
+            return s;
+    return NULL;
+}
+
+/* Property k of the symbol's first layer, in its <Option type="Map">. */
+static const char *symbol_prop(CPLXMLNode *symbol, const char *k)
+{
+    CPLXMLNode *map = CPLGetXMLNode(symbol, "layer.Option");
+    for (CPLXMLNode *o = map ? map->psChild : NULL; o; o = o->psNext)
+        if (o->eType == CXT_Element && strcmp(CPLGetXMLValue(o, "name", ""), k) == 0)
+            return CPLGetXMLValue(o, "value", NULL);
+    return NULL;
+}
+
+START_TEST(test_layer_styles)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("vec_styles");
+    int w = 60, h = 20;
+    uint8_t *m = calloc((size_t)w * h, 1);
+    fill_rect(m, w, 0, 0, 10, 20, 1);
+    fill_rect(m, w, 20, 0, 10, 20, 2);
+    fill_rect(m, w, 40, 0, 10, 20, 5); /* beyond the class table */
+    double gt[6];
+    utm_gt(gt, 500000);
+    char *mask = path_in(dir, "classes.tif"), *out = path_in(dir, "classes.gpkg");
+    write_mask(mask, w, h, m, 32643, gt, 0, 0);
+
+    /* Defaults: one category per class written, glacier in 0,170,255. */
+    gseg_vectorize_params p = gseg_vectorize_params_default();
+    p.min_area_km2 = 0;
+    ck_gseg(gseg_vectorize(mask, out, &p, NULL, NULL, NULL));
+    style_row r;
+    read_styles(out, &r);
+    ck_assert_int_eq(r.count, 1);
+    ck_assert_int_eq(r.defaults, 1);
+    ck_assert_str_eq(r.table, "glaciers");
+    ck_assert_str_eq(r.schema, "");
+    ck_assert_str_eq(r.name, "glaciers");
+    CPLErrorReset();
+    CPLXMLNode *root = CPLParseXMLString(r.qml);
+    ck_assert_msg(root != NULL, "styleQML is not valid XML: %s", CPLGetLastErrorMsg());
+    CPLXMLNode *qgis = CPLSearchXMLNode(root, "=qgis");
+    ck_assert_ptr_nonnull(qgis);
+    ck_assert_str_eq(CPLGetXMLValue(qgis, "labelsEnabled", ""), "0");
+    ck_assert_ptr_null(CPLGetXMLNode(qgis, "labeling"));
+    CPLXMLNode *rend = CPLGetXMLNode(qgis, "renderer-v2");
+    ck_assert_ptr_nonnull(rend);
+    ck_assert_str_eq(CPLGetXMLValue(rend, "type", ""), "categorizedSymbol");
+    ck_assert_str_eq(CPLGetXMLValue(rend, "attr", ""), "class_name");
+    CPLXMLNode *g = category_symbol(rend, "glacier");
+    ck_assert_msg(g != NULL, "no category for glacier");
+    ck_assert_str_eq(CPLGetXMLValue(g, "type", ""), "fill");
+    ck_assert_str_eq(symbol_prop(g, "color"), "0,170,255,102"); /* semi-transparent */
+    ck_assert_str_eq(symbol_prop(g, "style"), "solid");
+    ck_assert_str_eq(symbol_prop(g, "outline_style"), "solid");
+    const char *oc = symbol_prop(g, "outline_color");
+    ck_assert(oc && strlen(oc) > 4 && strcmp(oc + strlen(oc) - 4, ",255") == 0);
+    ck_assert_ptr_nonnull(category_symbol(rend, "class 2"));
+    ck_assert_ptr_nonnull(category_symbol(rend, "class 5"));
+    ck_assert_ptr_null(category_symbol(rend, "class 3")); /* not in the mask */
+    CPLDestroyXMLNode(root);
+    free(r.qml);
+
+    /* Named classes with their colours; names escaped; another layer name. */
+    const char *names[] = {"background", "clean ice", "debris & <rock>"};
+    const uint8_t rgba[][4] = {{0, 0, 0, 0}, {10, 20, 30, 200}, {200, 100, 50, 255}};
+    p.nclasses = 3;
+    p.class_names = names;
+    p.class_rgba = rgba;
+    p.layer_name = "outlines";
+    ck_gseg(gseg_vectorize(mask, out, &p, NULL, NULL, NULL));
+    read_styles(out, &r);
+    ck_assert_int_eq(r.count, 1);
+    ck_assert_str_eq(r.table, "outlines");
+    root = CPLParseXMLString(r.qml);
+    ck_assert_ptr_nonnull(root);
+    rend = CPLGetXMLNode(CPLSearchXMLNode(root, "=qgis"), "renderer-v2");
+    g = category_symbol(rend, "clean ice");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_str_eq(symbol_prop(g, "color"), "10,20,30,80");
+    g = category_symbol(rend, "debris & <rock>");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_str_eq(symbol_prop(g, "color"), "200,100,50,102");
+    ck_assert_ptr_nonnull(category_symbol(rend, "class 5"));
+    ck_assert_ptr_null(category_symbol(rend, "background"));
+    ck_assert_ptr_null(category_symbol(rend, "glacier"));
+    CPLDestroyXMLNode(root);
+    free(r.qml);
+
+    /* GDAL's ogrinfo sees one default style for the outlines layer,
+     * naming the classes. */
+    ck_assert_int_eq(tu_system("ogrinfo -ro -q '%s' | grep -q 'layer_styles (None)'", out), 0);
+    ck_assert_int_eq(tu_system("ogrinfo -ro -q '%s' -sql \"SELECT COUNT(*) AS n FROM layer_styles "
+                               "WHERE useAsDefault = 1 AND f_table_name = 'outlines' AND "
+                               "f_table_schema = '' AND styleQML LIKE '%%clean ice%%'\" | "
+                               "grep -q 'n (Integer) = 1'", out), 0);
+
+    /* Other formats carry no style table. */
+    char *geojson = path_in(dir, "classes.geojson");
+    ck_gseg(gseg_vectorize(mask, geojson, &p, NULL, NULL, NULL));
+    GDALDatasetH ds = GDALOpenEx(geojson, GDAL_OF_VECTOR, NULL, NULL, NULL);
+    ck_assert_int_eq(GDALDatasetGetLayerCount(ds), 1);
+    GDALClose(ds);
+    ck_assert_int_eq(tu_system("ls -a '%s' | grep -q gseg-tmp", dir), 1);
+    free(geojson);
+    free(m);
+    free(mask);
+    free(out);
+    free(dir);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
 /* Errors, atomicity, cancellation                                          */
 
 START_TEST(test_errors)
@@ -821,6 +1009,7 @@ static Suite *vectorize_suite(void)
     tcase_add_test(t, test_t_srs);
     tcase_add_test(t, test_ogrinfo_schema);
     tcase_add_test(t, test_formats);
+    tcase_add_test(t, test_layer_styles);
     tcase_add_test(t, test_errors);
     tcase_add_test(t, test_cancel);
     tcase_add_test(t, test_vsimem);

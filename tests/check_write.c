@@ -1,9 +1,11 @@
 /* check_write.c — the raster writer: COG validity, metadata and
- * georeferencing round trips, formats with sidecars, atomicity, errors. */
+ * georeferencing round trips, formats with sidecars, the QGIS style
+ * sidecar (.qml), atomicity, errors. */
 #include "testutil.h"
 #include "internal.h"
 
 #include <cpl_conv.h>
+#include <cpl_minixml.h>
 #include <cpl_string.h>
 #include <gdal.h>
 #include <ogr_srs_api.h>
@@ -12,6 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <poll.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+#endif
 
 static const char *const names[] = {"background", "glacier"};
 static const uint8_t rgba[][4] = {{0, 0, 0, 0}, {0, 170, 255, 255}};
@@ -298,6 +305,202 @@ START_TEST(test_georef_carried)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* The QGIS style sidecar                                                   */
+
+/* The whole file, NUL-terminated; NULL if it cannot be read. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    fclose(f);
+    s[got] = '\0';
+    return s;
+}
+
+/* The paletteEntry of value v, or NULL. */
+static CPLXMLNode *palette_entry(CPLXMLNode *palette, int v)
+{
+    for (CPLXMLNode *e = palette ? palette->psChild : NULL; e; e = e->psNext)
+        if (e->eType == CXT_Element && strcmp(e->pszValue, "paletteEntry") == 0 &&
+            atoi(CPLGetXMLValue(e, "value", "-1")) == v)
+            return e;
+    return NULL;
+}
+
+/* Parses path as a QGIS paletted raster style and checks the classes of
+ * mask_params (background transparent, glacier 0,170,255) and nodata 255. */
+static void check_qml(const char *path, const char *glacier_label)
+{
+    char *text = slurp(path);
+    ck_assert_msg(text != NULL, "%s: missing", path);
+    CPLErrorReset();
+    CPLXMLNode *root = CPLParseXMLString(text);
+    ck_assert_msg(root != NULL, "%s: not valid XML: %s", path, CPLGetLastErrorMsg());
+    CPLXMLNode *qgis = CPLSearchXMLNode(root, "=qgis");
+    ck_assert_msg(qgis != NULL, "%s: no <qgis> root", path);
+    CPLXMLNode *rr = CPLGetXMLNode(qgis, "pipe.rasterrenderer");
+    ck_assert_ptr_nonnull(rr);
+    ck_assert_str_eq(CPLGetXMLValue(rr, "type", ""), "paletted");
+    ck_assert_str_eq(CPLGetXMLValue(rr, "band", ""), "1");
+    CPLXMLNode *palette = CPLGetXMLNode(rr, "colorPalette");
+    ck_assert_ptr_nonnull(palette);
+    CPLXMLNode *bg = palette_entry(palette, 0), *gl = palette_entry(palette, 1);
+    ck_assert_ptr_nonnull(bg);
+    ck_assert_ptr_nonnull(gl);
+    ck_assert_ptr_null(palette_entry(palette, 2));
+    ck_assert_str_eq(CPLGetXMLValue(bg, "alpha", ""), "0");
+    ck_assert_str_eq(CPLGetXMLValue(bg, "label", ""), "background");
+    ck_assert_str_eq(CPLGetXMLValue(gl, "color", ""), "#00aaff");
+    ck_assert_str_eq(CPLGetXMLValue(gl, "alpha", ""), "255");
+    ck_assert_str_eq(CPLGetXMLValue(gl, "label", ""), glacier_label);
+    CPLXMLNode *nd = CPLGetXMLNode(rr, "rasterTransparency.singleValuePixelList.pixelListEntry");
+    ck_assert_ptr_nonnull(nd);
+    ck_assert_str_eq(CPLGetXMLValue(nd, "min", ""), "255");
+    ck_assert_str_eq(CPLGetXMLValue(nd, "max", ""), "255");
+    ck_assert_str_eq(CPLGetXMLValue(nd, "percentTransparent", ""), "100");
+    CPLDestroyXMLNode(root);
+    free(text);
+}
+
+typedef struct close_watch {
+    const char *final_path, *final_qml;
+    int calls, seen_early;
+} close_watch;
+
+/* Progress of gseg_writer_close: nothing under the final names yet. */
+static int watch_progress(double complete, const char *msg, void *user)
+{
+    (void)complete;
+    (void)msg;
+    close_watch *c = user;
+    c->calls++;
+    if (exists(c->final_path) || exists(c->final_qml)) c->seen_early = 1;
+    return 1;
+}
+
+static int cancel_progress(double complete, const char *msg, void *user)
+{
+    (void)complete;
+    (void)msg;
+    (void)user;
+    return 0;
+}
+
+START_TEST(test_qml_sidecar)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("qml");
+    char out[4200], qml[4200];
+    snprintf(out, sizeof out, "%s/m.tif", dir);
+    snprintf(qml, sizeof qml, "%s/m.qml", dir);
+    gseg_writer_params p = mask_params(300, 200, NULL);
+    gseg_writer *wr = NULL;
+
+    /* Aborted or cancelled writes leave neither the raster nor its style. */
+    ck_gseg(gseg_writer_open(out, &p, &wr));
+    write_all(wr, 300, 200);
+    gseg_writer_abort(wr);
+    ck_assert_int_eq(tu_system("test -z \"$(ls -A '%s')\"", dir), 0);
+    ck_gseg(gseg_writer_open(out, &p, &wr));
+    write_all(wr, 300, 200);
+    ck_assert_int_eq(gseg_writer_close(wr, cancel_progress, NULL), GSEG_ERR_CANCELLED);
+    ck_assert_int_eq(tu_system("test -z \"$(ls -A '%s')\"", dir), 0);
+
+    /* COG: the style appears with the raster, not before. */
+    ck_gseg(gseg_writer_open(out, &p, &wr));
+    write_all(wr, 300, 200);
+    close_watch cw = {out, qml, 0, 0};
+#ifdef __linux__
+    int ino = inotify_init1(IN_NONBLOCK);
+    ck_assert_int_ge(ino, 0);
+    ck_assert_int_ge(inotify_add_watch(ino, dir, IN_MOVED_TO), 0);
+#endif
+    ck_gseg(gseg_writer_close(wr, watch_progress, &cw));
+    ck_assert_int_ge(cw.calls, 1);
+    ck_assert_msg(!cw.seen_early, "final names appeared before the COG was complete");
+    ck_assert(exists(out) && exists(qml));
+#ifdef __linux__
+    /* Renamed into place: the style (a sidecar) before the raster. */
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t len = read(ino, buf, sizeof buf);
+    ck_assert_int_gt(len, 0);
+    int order = 0, qml_at = 0, tif_at = 0;
+    for (char *e = buf; e < buf + len;) {
+        struct inotify_event *ev = (struct inotify_event *)e;
+        if (ev->len && strcmp(ev->name, "m.qml") == 0) qml_at = ++order;
+        else if (ev->len && strcmp(ev->name, "m.tif") == 0) tif_at = ++order;
+        else if (ev->len) ++order;
+        e += sizeof *ev + ev->len;
+    }
+    close(ino);
+    ck_assert_msg(qml_at > 0 && tif_at > 0 && qml_at < tif_at,
+                  "rename order: m.qml #%d, m.tif #%d", qml_at, tif_at);
+#endif
+    check_qml(qml, "glacier");
+    ck_assert_int_eq(tu_system("ls -a '%s' | grep -q gseg-tmp", dir), 1);
+    /* QGIS reads the mask's own colour table too: the style agrees with it. */
+    GDALDatasetH ds = GDALOpen(out, GA_ReadOnly);
+    const GDALColorEntry *ce = GDALGetColorEntry(GDALGetRasterColorTable(GDALGetRasterBand(ds, 1)), 1);
+    ck_assert(ce->c1 == 0 && ce->c2 == 170 && ce->c3 == 255);
+    GDALClose(ds);
+
+    /* Every format: PNG (CreateCopy), ENVI (its own .hdr sidecar), GTiff. */
+    const char *fmts[][2] = {{"PNG", "m2.png"}, {"ENVI", "m3.envi"}, {"GTiff", "m4.tif"}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(out, sizeof out, "%s/%s", dir, fmts[i][1]);
+        snprintf(qml, sizeof qml, "%s/%.2s.qml", dir, fmts[i][1]);
+        gseg_writer_params q = mask_params(64, 48, NULL);
+        q.format = fmts[i][0];
+        ck_gseg(gseg_writer_open(out, &q, &wr));
+        write_all(wr, 64, 48);
+        ck_gseg(gseg_writer_close(wr, NULL, NULL));
+        ck_assert_msg(exists(out) && exists(qml), "%s: %s missing", fmts[i][0], qml);
+        check_qml(qml, "glacier");
+    }
+
+    /* Class names are escaped; without classes (scores) no style. */
+    snprintf(out, sizeof out, "%s/esc.tif", dir);
+    snprintf(qml, sizeof qml, "%s/esc.qml", dir);
+    const char *odd[] = {"background", "ice & \"snow\" <firn>"};
+    p = mask_params(20, 10, NULL);
+    p.class_names = odd;
+    ck_gseg(gseg_writer_open(out, &p, &wr));
+    write_all(wr, 20, 10);
+    ck_gseg(gseg_writer_close(wr, NULL, NULL));
+    check_qml(qml, "ice & \"snow\" <firn>");
+    snprintf(out, sizeof out, "%s/scores.tif", dir);
+    snprintf(qml, sizeof qml, "%s/scores.qml", dir);
+    p = gseg_writer_params_default();
+    p.width = 20;
+    p.height = 10;
+    p.type = GSEG_FLOAT32;
+    ck_gseg(gseg_writer_open(out, &p, &wr));
+    float f[200] = {0};
+    ck_gseg(gseg_writer_write_rows(wr, 0, 10, f));
+    ck_gseg(gseg_writer_close(wr, NULL, NULL));
+    ck_assert(exists(out) && !exists(qml));
+
+    /* The signal-handler cleanup removes a temporary style too. */
+    snprintf(out, sizeof out, "%s/sig.tif", dir);
+    p = mask_params(20, 10, NULL);
+    p.format = "GTiff";
+    ck_gseg(gseg_writer_open(out, &p, &wr));
+    ck_assert_int_eq(tu_system("cd '%s' && for f in .sig.gseg-tmp-*.tif; do "
+                               ": > \"${f%%.tif}.qml\"; done && ls -a | grep -q 'gseg-tmp.*qml'",
+                               dir), 0);
+    gseg_remove_temp_files();
+    ck_assert_int_eq(tu_system("ls -a '%s' | grep -q gseg-tmp", dir), 1);
+    gseg_writer_abort(wr);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     gseg_init();
@@ -335,6 +538,7 @@ int main(void)
     tcase_add_test(tc, test_formats_and_options);
     tcase_add_test(tc, test_atomicity);
     tcase_add_test(tc, test_georef_carried);
+    tcase_add_test(tc, test_qml_sidecar);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     return tu_run(s);

@@ -435,6 +435,7 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         if (!keep) {
             VSIUnlink(out);
             VSIUnlink(CPLSPrintf("%s.aux.xml", out));
+            VSIUnlink(CPLResetExtension(out, "qml"));
         }
         for (int k = 0; k < K * K; k++) all->conf[k] += r->conf[k];
         all->km2_pred += r->km2_pred;

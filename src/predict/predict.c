@@ -272,6 +272,7 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
         vp.source = CPLGetFilename(p->inputs[0]);
         vp.nclasses = job.nclasses;
         vp.class_names = job.class_names;
+        vp.class_rgba = job.class_rgba;
         gseg_vectorize_stats vs;
         memset(&vs, 0, sizeof vs);
         void *sc = progress ? GDALCreateScaledProgress(f_write, f_end, progress, user) : NULL;

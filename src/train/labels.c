@@ -291,7 +291,8 @@ static gseg_status label_scene(gseg__tdata *d, int i, const char *labels, OGRLay
 }
 
 /* The polygon layers of src, each checked. Layers of points or lines (as in
- * GLIMS downloads) are skipped with a warning. */
+ * GLIMS downloads) are skipped with a warning; tables without geometry
+ * (a GeoPackage's layer_styles, attribute tables) silently. */
 static gseg_status pick_layers(const char *labels, GDALDatasetH src, const char *field,
                                OGRLayerH *layers, int *fields, int *nl)
 {
@@ -300,6 +301,7 @@ static gseg_status pick_layers(const char *labels, GDALDatasetH src, const char 
     for (int k = 0; k < n; k++) {
         OGRLayerH l = GDALDatasetGetLayer(src, k);
         OGRwkbGeometryType t = wkbFlatten(OGR_L_GetGeomType(l));
+        if (t == wkbNone) continue;
         if (t != wkbUnknown && !is_polygonal(t)) {
             CPLError(CE_Warning, CPLE_AppDefined, "%s: layer %s holds %s geometries: ignored",
                      labels, OGR_L_GetName(l), OGRGeometryTypeToName(t));

@@ -9,6 +9,12 @@
  * GDAL 3.6 has no geodesic area), applies the minimum mapping unit,
  * optionally reprojects it and writes it to the output, which appears under
  * its final name only when complete.
+ *
+ * GeoPackage output also carries its default QGIS style in the table
+ * layer_styles (QGIS's own schema, as QGIS's "Save as default" writes it):
+ * a categorized renderer on class_name in the class colours, semi-
+ * transparent fills, solid outlines, no labels. QGIS applies it when the
+ * layer is added.
  */
 #include "internal.h"
 
@@ -24,9 +30,11 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Polygonize is most of the work; the per-feature pass gets the rest. */
 #define POLYGONIZE_SHARE 0.7
@@ -64,6 +72,7 @@ typedef struct vec_ctx {
     int in_tx;
     char *tmp; /* temporary output path, owned */
     int fld[F_COUNT];
+    unsigned char seen[256]; /* classes written */
 
     OGRSpatialReferenceH srs;  /* mask CRS (traditional GIS axis order), or NULL */
     OGRSpatialReferenceH geog; /* its geographic base CRS, NULL if none */
@@ -304,6 +313,206 @@ static gseg_status create_output(vec_ctx *c)
     return GSEG_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Default QGIS style (GeoPackage)                                          */
+
+/* Class colours when the caller gives none: background, glacier (as the
+ * mask's colour table), then a few distinct ones. */
+static const uint8_t default_rgba[][4] = {
+    {0, 0, 0, 0},       {0, 170, 255, 255}, {230, 85, 13, 255},  {49, 163, 84, 255},
+    {117, 107, 177, 255}, {222, 45, 38, 255}, {253, 208, 35, 255}, {99, 99, 99, 255},
+};
+
+static const char *class_name(const vec_ctx *c, int cls, char *buf, size_t cap);
+
+static const uint8_t *class_rgba(const vec_ctx *c, int cls)
+{
+    if (c->p->class_rgba && cls >= 0 && cls < c->p->nclasses) return c->p->class_rgba[cls];
+    int n = (int)(sizeof default_rgba / sizeof default_rgba[0]);
+    return default_rgba[cls >= 0 && cls < n ? cls : n - 1];
+}
+
+typedef struct strbuf {
+    char *s;
+    size_t n, cap;
+    int oom;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...) GSEG__PRINTF(2, 3);
+static void sb_printf(strbuf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) {
+        b->oom = 1;
+        return;
+    }
+    if (b->n + (size_t)k + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + (size_t)k + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+
+/* SimpleFill properties, in both the <Option> map QGIS >= 3.20 writes and
+ * the <prop> list every QGIS 3 reads. */
+static void fill_props(strbuf *b, const char *const kv[][2], int n)
+{
+    sb_printf(b, "          <Option type=\"Map\">\n");
+    for (int i = 0; i < n; i++)
+        sb_printf(b, "            <Option type=\"QString\" name=\"%s\" value=\"%s\"/>\n", kv[i][0],
+                  kv[i][1]);
+    sb_printf(b, "          </Option>\n");
+    for (int i = 0; i < n; i++)
+        sb_printf(b, "          <prop k=\"%s\" v=\"%s\"/>\n", kv[i][0], kv[i][1]);
+}
+
+/* The QML of the outlines: categorized on class_name, one category per
+ * class of the class table (background excepted) and per class written. */
+static char *style_qml(const vec_ctx *c)
+{
+    strbuf b = {0};
+    sb_printf(&b, "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+                  "<qgis version=\"3.22.0\" styleCategories=\"Symbology|Labeling\" "
+                  "labelsEnabled=\"0\">\n"
+                  "  <renderer-v2 type=\"categorizedSymbol\" attr=\"class_name\" "
+                  "symbollevels=\"0\" enableorderby=\"0\" forceraster=\"0\">\n"
+                  "    <categories>\n");
+    int ncat = 0, cls_of[256];
+    for (int cls = 1; cls < 255; cls++)
+        if (cls < c->p->nclasses || c->seen[cls] || (c->p->nclasses == 0 && cls == 1))
+            cls_of[ncat++] = cls;
+    char buf[32];
+    for (int i = 0; i < ncat; i++) {
+        char *name = CPLEscapeString(class_name(c, cls_of[i], buf, sizeof buf), -1, CPLES_XML);
+        sb_printf(&b,
+                  "      <category value=\"%s\" label=\"%s\" symbol=\"%d\" render=\"true\"/>\n",
+                  name, name, i);
+        CPLFree(name);
+    }
+    sb_printf(&b, "    </categories>\n"
+                  "    <symbols>\n");
+    for (int i = 0; i < ncat; i++) {
+        const uint8_t *rgba = class_rgba(c, cls_of[i]);
+        /* Fill: the class colour at 40 % of its opacity; outline: the class
+         * colour darkened, opaque, so it shows over the mask too. */
+        char fill[32], line[32];
+        snprintf(fill, sizeof fill, "%d,%d,%d,%d", rgba[0], rgba[1], rgba[2],
+                 (int)lround(rgba[3] * 0.4));
+        snprintf(line, sizeof line, "%d,%d,%d,255", rgba[0] * 3 / 5, rgba[1] * 3 / 5,
+                 rgba[2] * 3 / 5);
+        const char *const kv[][2] = {
+            {"color", fill},         {"style", "solid"},           {"outline_color", line},
+            {"outline_style", "solid"}, {"outline_width", "0.4"}, {"outline_width_unit", "MM"},
+            {"joinstyle", "round"},
+        };
+        sb_printf(&b,
+                  "      <symbol type=\"fill\" name=\"%d\" alpha=\"1\" clip_to_extent=\"1\" "
+                  "force_rhr=\"0\">\n"
+                  "        <layer class=\"SimpleFill\" enabled=\"1\" locked=\"0\" pass=\"0\">\n",
+                  i);
+        fill_props(&b, kv, (int)(sizeof kv / sizeof kv[0]));
+        sb_printf(&b, "        </layer>\n"
+                      "      </symbol>\n");
+    }
+    sb_printf(&b, "    </symbols>\n"
+                  "    <rotation/>\n"
+                  "    <sizescale/>\n"
+                  "  </renderer-v2>\n"
+                  "  <blendMode>0</blendMode>\n"
+                  "  <featureBlendMode>0</featureBlendMode>\n"
+                  "  <layerGeometryType>2</layerGeometryType>\n"
+                  "</qgis>\n");
+    if (b.oom) {
+        free(b.s);
+        gseg__err(GSEG_ERR_NOMEM, "out of memory for the QGIS style");
+        return NULL;
+    }
+    return b.s;
+}
+
+static int style_field(OGRLayerH l, const char *name, OGRFieldType t, int width)
+{
+    OGRFieldDefnH fd = OGR_Fld_Create(name, t);
+    if (width) OGR_Fld_SetWidth(fd, width);
+    if (strcmp(name, "useAsDefault") == 0) OGR_Fld_SetSubType(fd, OFSTBoolean);
+    if (t == OFTDateTime) OGR_Fld_SetDefault(fd, "CURRENT_TIMESTAMP");
+    OGRErr e = OGR_L_CreateField(l, fd, TRUE);
+    OGR_Fld_Destroy(fd);
+    return e == OGRERR_NONE;
+}
+
+/* The layer_styles table with the outlines' default style, as QGIS creates
+ * it (QgsOgrProviderMetadata::saveStyle): FID "id", empty catalog and
+ * schema, useAsDefault = 1. */
+static gseg_status write_style(vec_ctx *c)
+{
+    char *qml = style_qml(c);
+    if (!qml) return GSEG_ERR_NOMEM;
+    gseg_status st = GSEG_OK;
+    char **lco = CSLSetNameValue(NULL, "FID", "id");
+    CPLErrorReset();
+    OGRLayerH l = GDALDatasetCreateLayer(c->out_ds, "layer_styles", NULL, wkbNone, lco);
+    CSLDestroy(lco);
+    int ok = l != NULL;
+    static const struct {
+        const char *name;
+        OGRFieldType type;
+        int width;
+    } fields[] = {
+        {"f_table_catalog", OFTString, 256}, {"f_table_schema", OFTString, 256},
+        {"f_table_name", OFTString, 256},    {"f_geometry_column", OFTString, 256},
+        {"styleName", OFTString, 30},        {"styleQML", OFTString, 0},
+        {"styleSLD", OFTString, 0},          {"useAsDefault", OFTInteger, 0},
+        {"description", OFTString, 0},       {"owner", OFTString, 30},
+        {"ui", OFTString, 30},               {"update_time", OFTDateTime, 0},
+    };
+    for (size_t i = 0; ok && i < sizeof fields / sizeof fields[0]; i++)
+        ok = style_field(l, fields[i].name, fields[i].type, fields[i].width);
+    if (ok) {
+        OGRFeatureDefnH d = OGR_L_GetLayerDefn(l);
+        OGRFeatureH f = OGR_F_Create(d);
+        const char *table = OGR_L_GetName(c->out_lyr);
+        const char *geom = OGR_L_GetGeometryColumn(c->out_lyr);
+        OGR_F_SetFieldString(f, OGR_FD_GetFieldIndex(d, "f_table_catalog"), "");
+        OGR_F_SetFieldString(f, OGR_FD_GetFieldIndex(d, "f_table_schema"), "");
+        OGR_F_SetFieldString(f, OGR_FD_GetFieldIndex(d, "f_table_name"), table);
+        OGR_F_SetFieldString(f, OGR_FD_GetFieldIndex(d, "f_geometry_column"),
+                             geom && *geom ? geom : "geom");
+        OGR_F_SetFieldString(f, OGR_FD_GetFieldIndex(d, "styleName"), table);
+        OGR_F_SetFieldString(f, OGR_FD_GetFieldIndex(d, "styleQML"), qml);
+        OGR_F_SetFieldString(f, OGR_FD_GetFieldIndex(d, "styleSLD"), "");
+        OGR_F_SetFieldInteger(f, OGR_FD_GetFieldIndex(d, "useAsDefault"), 1);
+        OGR_F_SetFieldString(f, OGR_FD_GetFieldIndex(d, "description"),
+                             "gseg: classes in the colours of the mask");
+        OGR_F_SetFieldString(f, OGR_FD_GetFieldIndex(d, "owner"), "");
+        time_t now = time(NULL);
+        struct tm tm;
+        if (gmtime_r(&now, &tm))
+            OGR_F_SetFieldDateTimeEx(f, OGR_FD_GetFieldIndex(d, "update_time"),
+                                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                     tm.tm_min, (float)tm.tm_sec, 100);
+        ok = OGR_L_CreateFeature(l, f) == OGRERR_NONE;
+        OGR_F_Destroy(f);
+    }
+    if (!ok) st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write the layer_styles table", c->out_path);
+    free(qml);
+    return st;
+}
+
 static gseg_status finish_output(vec_ctx *c)
 {
     if (c->in_tx) {
@@ -311,6 +520,10 @@ static gseg_status finish_output(vec_ctx *c)
         CPLErrorReset();
         if (GDALDatasetCommitTransaction(c->out_ds) != OGRERR_NONE)
             return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write", c->out_path);
+    }
+    if (EQUAL(GDALGetDriverShortName(c->out_drv), "GPKG")) {
+        gseg_status st = write_style(c);
+        if (st != GSEG_OK) return st;
     }
     /* Some drivers (FlatGeobuf, GeoJSON) write on close: watch for errors. */
     CPLErrorReset();
@@ -534,6 +747,7 @@ static gseg_status write_features(vec_ctx *c, gseg_vectorize_stats *stats)
                 st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write a feature", c->out_path);
             OGR_F_Destroy(of);
             written++;
+            c->seen[cls & 255] = 1;
             area_sum += area;
         }
         if (g) OGR_G_DestroyGeometry(g);

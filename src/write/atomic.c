@@ -36,6 +36,9 @@ typedef struct tmp_slot {
 /* Files GDAL may create beside an output while writing it: PAM sidecar,
  * the COG driver's temporary overviews, external overviews and masks. */
 static const char *const sidecars[] = {"", ".aux.xml", ".ovr.tmp", ".ovr", ".msk"};
+/* Sidecars that replace the output's extension instead: the QGIS style
+ * <stem>.qml that gseg_writer writes beside class masks. */
+static const char *const stem_sidecars[] = {".qml"};
 
 static tmp_slot slots[TMP_SLOTS];
 static atomic_uint tmp_counter;
@@ -73,6 +76,19 @@ void gseg_remove_temp_files(void)
             size_t m = strlen(sidecars[k]);
             memcpy(buf, slots[i].path, n);
             memcpy(buf + n, sidecars[k], m + 1);
+            unlink(buf);
+        }
+        /* The stem as split_path() cuts it: up to the last '.' of the name. */
+        size_t stem = n;
+        for (size_t j = n; j > 0 && slots[i].path[j - 1] != '/'; j--)
+            if (slots[i].path[j - 1] == '.') {
+                if (j - 1 > 0 && slots[i].path[j - 2] != '/') stem = j - 1;
+                break;
+            }
+        for (size_t k = 0; k < sizeof stem_sidecars / sizeof *stem_sidecars; k++) {
+            size_t m = strlen(stem_sidecars[k]);
+            memcpy(buf, slots[i].path, stem);
+            memcpy(buf + stem, stem_sidecars[k], m + 1);
             unlink(buf);
         }
     }

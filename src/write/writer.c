@@ -7,6 +7,12 @@
  * the whole image to lay out overviews and tiles. Either way the result is
  * renamed onto the final path only when complete (atomic.c).
  *
+ * Class masks also get a QGIS style, <stem>.qml beside the raster (QGIS
+ * loads it as the layer's default style): a paletted renderer with each
+ * class in its colour and background and nodata transparent, which a
+ * GeoTIFF colour table cannot say (it has no alpha). It is written under the
+ * temporary stem and renamed with the raster, before it.
+ *
  * For COG the overviews are made here, while rows stream in, by nearest
  * neighbour (a class mask must not be averaged): the staging GeoTIFF gets
  * empty overview levels and each finished row that an overview samples is
@@ -21,6 +27,8 @@
 #include <gdal.h>
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +42,7 @@ struct gseg_writer {
     int width, height, nbands;
     GDALDataType type;
     int failed;
+    char *qml;            /* QGIS style to write beside the raster, or NULL */
     int nlevels;          /* overviews built while streaming */
     int factors[32];
     void *ovrow;          /* one subsampled row of all bands */
@@ -59,6 +68,7 @@ static void writer_free(gseg_writer *w)
     free(w->stage);
     CSLDestroy(w->co);
     free(w->ovrow);
+    free(w->qml);
     free(w);
 }
 
@@ -190,6 +200,149 @@ static gseg_status write_overview_rows(gseg_writer *w, int y, int nrows, const v
     return GSEG_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* QGIS style                                                               */
+
+/* Colours of classes without a colour table: background, glacier, then a
+ * few distinct ones. */
+static const uint8_t default_rgba[][4] = {
+    {0, 0, 0, 0},       {0, 170, 255, 255}, {230, 85, 13, 255},  {49, 163, 84, 255},
+    {117, 107, 177, 255}, {222, 45, 38, 255}, {253, 208, 35, 255}, {99, 99, 99, 255},
+};
+
+typedef struct strbuf {
+    char *s;
+    size_t n, cap;
+    int oom;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...) GSEG__PRINTF(2, 3);
+static void sb_printf(strbuf *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) {
+        b->oom = 1;
+        return;
+    }
+    if (b->n + (size_t)k + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + (size_t)k + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+
+/* The QGIS 3 style of a class mask: a paletted renderer on band 1, class 0
+ * and the nodata value fully transparent, nearest-neighbour resampling. */
+static char *build_qml(const gseg_writer_params *p)
+{
+    strbuf b = {0};
+    sb_printf(&b, "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+                  "<!-- gseg class mask style: QGIS loads it as the default style of the raster "
+                  "beside it. -->\n"
+                  "<qgis version=\"3.22.0\" styleCategories=\"AllStyleCategories\" "
+                  "hasScaleBasedVisibilityFlag=\"0\" minScale=\"1e+08\" maxScale=\"0\">\n"
+                  "  <pipe>\n"
+                  "    <provider>\n"
+                  "      <resampling enabled=\"false\" maxOversampling=\"2\" "
+                  "zoomedInResamplingMethod=\"nearestNeighbour\" "
+                  "zoomedOutResamplingMethod=\"nearestNeighbour\"/>\n"
+                  "    </provider>\n"
+                  "    <rasterrenderer type=\"paletted\" band=\"1\" opacity=\"1\" "
+                  "alphaBand=\"-1\" nodataColor=\"\">\n");
+    int nd = -1;
+    if (p->has_nodata && p->nodata >= 0 && p->nodata <= 255 && p->nodata == floor(p->nodata))
+        nd = (int)p->nodata;
+    if (nd >= 0)
+        sb_printf(&b, "      <rasterTransparency>\n"
+                      "        <singleValuePixelList>\n"
+                      "          <pixelListEntry min=\"%d\" max=\"%d\" percentTransparent=\"100\"/>\n"
+                      "        </singleValuePixelList>\n"
+                      "      </rasterTransparency>\n",
+                  nd, nd);
+    else
+        sb_printf(&b, "      <rasterTransparency/>\n");
+    sb_printf(&b, "      <minMaxOrigin>\n"
+                  "        <limits>None</limits>\n"
+                  "        <extent>WholeRaster</extent>\n"
+                  "        <statAccuracy>Estimated</statAccuracy>\n"
+                  "        <cumulativeCutLower>0.02</cumulativeCutLower>\n"
+                  "        <cumulativeCutUpper>0.98</cumulativeCutUpper>\n"
+                  "        <stdDevFactor>2</stdDevFactor>\n"
+                  "      </minMaxOrigin>\n"
+                  "      <colorPalette>\n");
+    int n = p->nclasses < 256 ? p->nclasses : 256;
+    int ndef = (int)(sizeof default_rgba / sizeof default_rgba[0]);
+    for (int i = 0; i < n; i++) {
+        if (i == nd) continue; /* nodata is never a class */
+        const uint8_t *c = p->class_rgba ? p->class_rgba[i] : default_rgba[i < ndef ? i : ndef - 1];
+        const char *name = p->class_names && p->class_names[i] ? p->class_names[i] : NULL;
+        char *label = CPLEscapeString(name ? name : CPLSPrintf("class %d", i), -1, CPLES_XML);
+        sb_printf(&b,
+                  "        <paletteEntry value=\"%d\" color=\"#%02x%02x%02x\" alpha=\"%d\" "
+                  "label=\"%s\"/>\n",
+                  i, c[0], c[1], c[2], i == 0 ? 0 : c[3], label);
+        CPLFree(label);
+    }
+    sb_printf(&b, "      </colorPalette>\n"
+                  "    </rasterrenderer>\n"
+                  "    <brightnesscontrast brightness=\"0\" contrast=\"0\" gamma=\"1\"/>\n"
+                  "    <huesaturation saturation=\"0\" grayscaleMode=\"0\" colorizeOn=\"0\" "
+                  "colorizeRed=\"255\" colorizeGreen=\"128\" colorizeBlue=\"128\" "
+                  "colorizeStrength=\"100\" invertColors=\"0\"/>\n"
+                  "    <rasterresampler maxOversampling=\"2\"/>\n"
+                  "    <resamplingStage>resamplingFilter</resamplingStage>\n"
+                  "  </pipe>\n"
+                  "  <blendMode>0</blendMode>\n"
+                  "</qgis>\n");
+    if (b.oom) {
+        free(b.s);
+        gseg__err(GSEG_ERR_NOMEM, "out of memory for the QGIS style");
+        return NULL;
+    }
+    return b.s;
+}
+
+/* Writes the style as <temporary stem>.qml: gseg__commit renames it to
+ * <final stem>.qml before the raster, gseg__discard removes it with it. */
+static gseg_status write_qml(const gseg_writer *w)
+{
+    /* The stem as atomic.c cuts it: up to the last '.' of the file name. */
+    const char *slash = strrchr(w->tmp, '/');
+    const char *base = slash ? slash + 1 : w->tmp;
+    const char *dot = strrchr(base, '.');
+    if (!dot || dot == base) dot = base + strlen(base);
+    char *path = CPLStrdup(CPLSPrintf("%.*s.qml", (int)(dot - w->tmp), w->tmp));
+    size_t n = strlen(w->qml);
+    gseg_status st = GSEG_OK;
+    VSILFILE *f = VSIFOpenL(path, "wb");
+    if (!f) {
+        st = gseg__err(GSEG_ERR_IO, "%s: cannot create its QGIS style %s", w->path,
+                       CPLGetFilename(path));
+    } else {
+        int ok = VSIFWriteL(w->qml, 1, n, f) == n;
+        ok = VSIFCloseL(f) == 0 && ok;
+        if (!ok)
+            st = gseg__err(GSEG_ERR_IO, "%s: cannot write its QGIS style (disk full?)", w->path);
+    }
+    if (st != GSEG_OK) VSIUnlink(path);
+    CPLFree(path);
+    return st;
+}
+
 gseg_status gseg_writer_open(const char *path, const gseg_writer_params *p, gseg_writer **out)
 {
     if (!out) return gseg__err(GSEG_ERR_ARG, "writer: NULL output");
@@ -236,6 +389,8 @@ gseg_status gseg_writer_open(const char *path, const gseg_writer_params *p, gseg
     }
     if (st == GSEG_OK) st = describe(w, p);
     if (st == GSEG_OK && w->stage) st = plan_overviews(w);
+    if (st == GSEG_OK && p->type == GSEG_BYTE && p->nclasses > 0 && !(w->qml = build_qml(p)))
+        st = GSEG_ERR_NOMEM;
     if (st != GSEG_OK) {
         writer_free(w);
         return st;
@@ -273,6 +428,21 @@ static int close_ok(GDALDatasetH ds)
     return ok && CPLGetLastErrorType() != CE_Failure && CPLGetLastErrorType() != CE_Fatal;
 }
 
+/* The caller's progress, remembering a cancel: some drivers (COG) stop
+ * without raising CPLE_UserInterrupt when the callback returns 0. */
+typedef struct progress_wrap {
+    gseg_progress_fn fn;
+    void *user;
+    int cancelled;
+} progress_wrap;
+
+static int CPL_STDCALL wrapped_progress(double complete, const char *msg, void *arg)
+{
+    progress_wrap *pw = arg;
+    if (!pw->fn(complete, msg, pw->user)) pw->cancelled = 1;
+    return !pw->cancelled;
+}
+
 gseg_status gseg_writer_close(gseg_writer *w, gseg_progress_fn progress, void *user)
 {
     if (!w) return gseg__err(GSEG_ERR_ARG, "writer: NULL");
@@ -288,10 +458,12 @@ gseg_status gseg_writer_close(gseg_writer *w, gseg_progress_fn progress, void *u
         GDALDatasetH dst = NULL;
         if (!src)
             st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot reopen the staging file", w->path);
-        else
-            dst = GDALCreateCopy(w->drv, w->tmp, src, FALSE, w->co, progress, user);
+        progress_wrap pw = {progress, user, 0};
+        if (src)
+            dst = GDALCreateCopy(w->drv, w->tmp, src, FALSE, w->co,
+                                 progress ? wrapped_progress : NULL, &pw);
         if (src && !dst) {
-            st = CPLGetLastErrorNo() == CPLE_UserInterrupt
+            st = pw.cancelled || CPLGetLastErrorNo() == CPLE_UserInterrupt
                      ? gseg__err(GSEG_ERR_CANCELLED, "%s: cancelled", w->path)
                      : gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write as %s", w->path,
                                       GDALGetDriverShortName(w->drv));
@@ -305,6 +477,7 @@ gseg_status gseg_writer_close(gseg_writer *w, gseg_progress_fn progress, void *u
     } else if (st == GSEG_OK && progress && !progress(1.0, NULL, user)) {
         st = gseg__err(GSEG_ERR_CANCELLED, "%s: cancelled", w->path);
     }
+    if (st == GSEG_OK && w->qml) st = write_qml(w);
     if (st == GSEG_OK) {
         st = gseg__commit(w->tmp, w->path);
         if (st == GSEG_OK) {
