@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 need_packages $BUILD_PACKAGES
 
-[ -d build ] || meson setup build -Dtests=false >/dev/null
+[ -d build ] || meson setup build -Dtests=false >/dev/null 2>&1
 meson compile -C build >/dev/null
 tools=build/src/tools
 mkdir -p out
@@ -21,7 +21,7 @@ if [ -x $tools/gseg-train ]; then
     model=out/model.gseg
     echo "== gseg-train: a resnet50 U-Net on sample_scenes/dataset (${DEMO_STEPS:-180} steps)"
     $tools/gseg-train --data sample_scenes/dataset -o $model --steps "${DEMO_STEPS:-180}" \
-        --batch 4 --tile 256 --metrics out/train_metrics.csv
+        --batch 4 --tile 256 --steps-per-epoch 30 --metrics out/train_metrics.csv
     echo
     echo "== gseg-evaluate: the trained model and the NDSI baseline on the test scenes"
     for m in $model ndsi:green=green,swir=swir1; do
