@@ -411,9 +411,19 @@ GSEG_API gseg_status gseg_writer_open(const char *path,
 GSEG_API gseg_status gseg_writer_write_rows(gseg_writer *w, int y, int nrows,
                                             const void *data);
 /* Finishes the file (COG conversion, overviews) and renames it into place.
- * Frees w whatever the outcome; on failure nothing is left behind. */
+ * Frees w whatever the outcome; on failure nothing is left behind. Same as
+ * gseg_writer_finish then gseg_writer_commit. */
 GSEG_API gseg_status gseg_writer_close(gseg_writer *w, gseg_progress_fn progress,
                                        void *user);
+/* Finishes the file under its temporary name without renaming it, so
+ * several outputs can appear together (and later steps can read it:
+ * gseg_writer_finished_path). On failure w still needs abort. */
+GSEG_API gseg_status gseg_writer_finish(gseg_writer *w, gseg_progress_fn progress,
+                                        void *user);
+/* The complete temporary file after gseg_writer_finish, else NULL. */
+GSEG_API const char *gseg_writer_finished_path(const gseg_writer *w);
+/* Renames a finished file into place (sidecars first). Frees w. */
+GSEG_API gseg_status gseg_writer_commit(gseg_writer *w);
 /* Discards everything written. Frees w. */
 GSEG_API void gseg_writer_abort(gseg_writer *w);
 

@@ -38,6 +38,10 @@ char *gseg__strdup(const char *s);
 char *gseg__tmp_path(const char *final_path);
 gseg_status gseg__commit(const char *tmp_path, const char *final_path);
 void gseg__discard(const char *tmp_path);
+/* " (the disk is full)" or " (a file size limit is set: ulimit -f)" when
+ * that explains a failed write of path, else "": for messages after GDAL's
+ * own, which rarely say so. */
+const char *gseg__space_hint(const char *path);
 /* Writes n bytes to path through a temporary file and gseg__commit. */
 gseg_status gseg__write_file_atomic(const char *path, const void *data, size_t n);
 

@@ -178,6 +178,7 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
     char *out_path = NULL;
     char **md = NULL, **rgb_store = NULL;
     const char *rgb[3] = {NULL, NULL, NULL};
+    int vector_written = 0, quicklook_written = 0, proba_written = 0;
     gseg_status st = gseg__job_open(p, &job);
     if (st != GSEG_OK) {
         if (stats_out) *stats_out = stats;
@@ -249,19 +250,19 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
     gseg_scene_free(job.scene);
     job.scene = NULL;
 
+    /* The outputs of a scene appear together: the rasters are finished
+     * under their temporary names, outlines and quicklook are made from the
+     * finished mask, and the rasters are renamed into place last, the mask
+     * at the very end; a failure on the way removes what was written. So an
+     * existing mask means a complete scene (--skip-existing). */
     {
         void *sc = progress ? GDALCreateScaledProgress(f_tiles, f_write, progress, user) : NULL;
-        gseg_writer *wr = w.mask;
-        w.mask = NULL;
-        st = gseg_writer_close(wr, progress ? GDALScaledProgress : NULL, sc);
+        st = gseg_writer_finish(w.mask, progress ? GDALScaledProgress : NULL, sc);
         if (sc) GDALDestroyScaledProgress(sc);
-        if (st == GSEG_OK && w.proba) {
-            wr = w.proba;
-            w.proba = NULL;
-            st = gseg_writer_close(wr, NULL, NULL);
-        }
+        if (st == GSEG_OK && w.proba) st = gseg_writer_finish(w.proba, NULL, NULL);
         if (st != GSEG_OK) goto done;
     }
+    const char *finished = gseg_writer_finished_path(w.mask);
 
     if (p->vector) {
         gseg_vectorize_params vp = gseg_vectorize_params_default();
@@ -276,11 +277,12 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
         gseg_vectorize_stats vs;
         memset(&vs, 0, sizeof vs);
         void *sc = progress ? GDALCreateScaledProgress(f_write, f_end, progress, user) : NULL;
-        st = gseg_vectorize(out_path, p->vector, &vp, progress ? GDALScaledProgress : NULL, sc, &vs);
+        st = gseg_vectorize(finished, p->vector, &vp, progress ? GDALScaledProgress : NULL, sc, &vs);
         if (sc) GDALDestroyScaledProgress(sc);
         stats.glacier_km2 = vs.area_km2;
         stats.polygons = vs.polygons;
         if (st != GSEG_OK) goto done;
+        vector_written = 1;
     }
 
     if (p->quicklook) {
@@ -290,17 +292,40 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
         qp.nscene = p->ninputs;
         qp.resampling = p->resampling;
         for (int i = 0; i < 3; i++) qp.rgb[i] = rgb[i];
-        qp.mask = out_path;
+        qp.mask = finished;
         qp.max_size = p->quicklook_size;
         qp.nclasses = job.nclasses;
         qp.class_rgba = job.class_rgba;
         st = gseg__quicklook_write(&qp, p->quicklook);
-        if (st == GSEG_OK && progress) progress(1.0, NULL, user);
+        if (st != GSEG_OK) goto done;
+        quicklook_written = 1;
     }
+
+    if (w.proba) {
+        gseg_writer *wr = w.proba;
+        w.proba = NULL;
+        st = gseg_writer_commit(wr);
+        if (st != GSEG_OK) goto done;
+        proba_written = 1;
+    }
+    {
+        gseg_writer *wr = w.mask;
+        w.mask = NULL;
+        st = gseg_writer_commit(wr);
+    }
+    if (st == GSEG_OK && progress) progress(1.0, NULL, user);
 
 done:
     gseg_writer_abort(w.mask);
     gseg_writer_abort(w.proba);
+    if (st != GSEG_OK) { /* take back the outputs this run renamed into place */
+        if (vector_written) VSIUnlink(p->vector);
+        if (quicklook_written) VSIUnlink(p->quicklook);
+        if (proba_written) {
+            VSIUnlink(p->proba);
+            VSIUnlink(CPLSPrintf("%s.aux.xml", p->proba));
+        }
+    }
     gseg_stitcher_free(stitcher);
     gseg__classify_free(&cls);
     gseg__job_close(&job);

@@ -489,8 +489,9 @@ gseg_status gseg_scene_read(gseg_scene *s, gseg_window win, int pad_w, int pad_h
                             uint8_t *valid, size_t *nvalid)
 {
     if (!s || !data) return gseg__err(GSEG_ERR_ARG, "scene read: NULL argument");
-    if (win.w < 1 || win.h < 1 || win.x < 0 || win.y < 0 || win.x + win.w > s->width ||
-        win.y + win.h > s->height || pad_w < win.w || pad_h < win.h)
+    /* win.w > width - win.x, not win.x + win.w > width: no int overflow */
+    if (win.w < 1 || win.h < 1 || win.x < 0 || win.y < 0 || win.w > s->width - win.x ||
+        win.h > s->height - win.y || pad_w < win.w || pad_h < win.h)
         return gseg__err(GSEG_ERR_ARG, "%s: window %d,%d %dx%d (padded %dx%d) is outside the %dx%d scene",
                          s->files[0].path, win.x, win.y, win.w, win.h, pad_w, pad_h, s->width,
                          s->height);

@@ -54,6 +54,9 @@ static int tool_main(const char *name, int argc, char **argv, int (*run)(int, ch
     CPLSetErrorHandler(tool_on_gdal_message);
     signal(SIGINT, tool_on_signal);
     signal(SIGTERM, tool_on_signal);
+    /* A file-size limit (ulimit -f) then fails the write with EFBIG, which
+     * is reported like a full disk, instead of killing the process. */
+    signal(SIGXFSZ, SIG_IGN);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--version") == 0) {
             printf("%s %s (%s)\n", name, gseg_version(), GDALVersionInfo("--version"));

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define TMP_SLOTS 64
@@ -218,4 +219,16 @@ gseg_status gseg__write_file_atomic(const char *path, const void *data, size_t n
     if (st != GSEG_OK) gseg__discard(tmp);
     free(tmp);
     return st;
+}
+
+const char *gseg__space_hint(const char *path)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        return " (a file size limit is set: ulimit -f)";
+    char *dir = gseg__strdup(path ? CPLGetPath(path) : ".");
+    GIntBig free_bytes = dir ? VSIGetDiskFreeSpace(*dir ? dir : ".") : -1;
+    free(dir);
+    /* "full": less room than a few blocks of a raster */
+    return free_bytes >= 0 && free_bytes < (1 << 20) ? " (the disk is full)" : "";
 }

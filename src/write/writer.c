@@ -42,6 +42,7 @@ struct gseg_writer {
     int width, height, nbands;
     GDALDataType type;
     int failed;
+    int finished;      /* gseg_writer_finish succeeded: tmp is complete */
     char *qml;            /* QGIS style to write beside the raster, or NULL */
     int nlevels;          /* overviews built while streaming */
     int factors[32];
@@ -443,15 +444,16 @@ static int CPL_STDCALL wrapped_progress(double complete, const char *msg, void *
     return !pw->cancelled;
 }
 
-gseg_status gseg_writer_close(gseg_writer *w, gseg_progress_fn progress, void *user)
+gseg_status gseg_writer_finish(gseg_writer *w, gseg_progress_fn progress, void *user)
 {
     if (!w) return gseg__err(GSEG_ERR_ARG, "writer: NULL");
+    if (w->finished) return GSEG_OK;
     gseg_status st = w->failed ? gseg__err(GSEG_ERR_IO, "%s: an earlier write failed", w->path)
                                : GSEG_OK;
     GDALDatasetH ds = w->ds;
     w->ds = NULL;
     if (!close_ok(ds) && st == GSEG_OK)
-        st = gseg__gdal_err(GSEG_ERR_IO, "%s: writing failed", w->path);
+        st = gseg__gdal_err(GSEG_ERR_IO, "%s: writing failed%s", w->path, gseg__space_hint(w->tmp));
     if (st == GSEG_OK && w->stage) {
         CPLErrorReset();
         GDALDatasetH src = GDALOpenEx(w->stage, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
@@ -465,11 +467,12 @@ gseg_status gseg_writer_close(gseg_writer *w, gseg_progress_fn progress, void *u
         if (src && !dst) {
             st = pw.cancelled || CPLGetLastErrorNo() == CPLE_UserInterrupt
                      ? gseg__err(GSEG_ERR_CANCELLED, "%s: cancelled", w->path)
-                     : gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write as %s", w->path,
-                                      GDALGetDriverShortName(w->drv));
+                     : gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write as %s%s", w->path,
+                                      GDALGetDriverShortName(w->drv), gseg__space_hint(w->tmp));
         }
         if (dst && !close_ok(dst))
-            st = gseg__gdal_err(GSEG_ERR_IO, "%s: writing failed", w->path);
+            st = gseg__gdal_err(GSEG_ERR_IO, "%s: writing failed%s", w->path,
+                                gseg__space_hint(w->tmp));
         if (src) GDALClose(src);
         gseg__discard(w->stage);
         free(w->stage);
@@ -478,13 +481,34 @@ gseg_status gseg_writer_close(gseg_writer *w, gseg_progress_fn progress, void *u
         st = gseg__err(GSEG_ERR_CANCELLED, "%s: cancelled", w->path);
     }
     if (st == GSEG_OK && w->qml) st = write_qml(w);
+    if (st == GSEG_OK) w->finished = 1;
+    return st;
+}
+
+const char *gseg_writer_finished_path(const gseg_writer *w)
+{
+    return w && w->finished ? w->tmp : NULL;
+}
+
+gseg_status gseg_writer_commit(gseg_writer *w)
+{
+    if (!w) return gseg__err(GSEG_ERR_ARG, "writer: NULL");
+    gseg_status st = w->finished ? gseg__commit(w->tmp, w->path)
+                                 : gseg__err(GSEG_ERR_ARG, "%s: commit before finish", w->path);
     if (st == GSEG_OK) {
-        st = gseg__commit(w->tmp, w->path);
-        if (st == GSEG_OK) {
-            free(w->tmp);
-            w->tmp = NULL;
-        }
+        free(w->tmp);
+        w->tmp = NULL;
     }
     writer_free(w);
     return st;
+}
+
+gseg_status gseg_writer_close(gseg_writer *w, gseg_progress_fn progress, void *user)
+{
+    gseg_status st = gseg_writer_finish(w, progress, user);
+    if (st != GSEG_OK) {
+        writer_free(w);
+        return st;
+    }
+    return gseg_writer_commit(w);
 }
