@@ -387,9 +387,14 @@ int gseg__predict_batch(const gseg__batch *b, gseg_progress_fn progress, void *u
             j->status = "ok";
             if (!b->quiet) result_line(info, j, p.vector != NULL);
         } else {
+            /* every failure line names its scene (messages from deep
+             * inside, e.g. out of memory, do not) */
+            const char *e = gseg_last_error();
             j->status = "failed";
-            j->error = gseg__strdup(gseg_last_error());
-            fprintf(stderr, "%s: %s\n", tool, gseg_last_error());
+            j->error = strstr(e, j->files[0]) || strstr(e, CPLGetFilename(j->files[0]))
+                           ? gseg__strdup(e)
+                           : gseg__strdup(CPLSPrintf("%s: %s", j->files[0], e));
+            fprintf(stderr, "%s: %s\n", tool, j->error ? j->error : e);
             failed++;
             cancelled = st == GSEG_ERR_CANCELLED;
         }
