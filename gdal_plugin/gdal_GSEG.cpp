@@ -501,8 +501,8 @@ extern "C" __attribute__((visibility("default"))) void GDALRegister_GSEG()
         GDAL_DMD_OPENOPTIONLIST,
         "<OpenOptionList>"
         "<Option name='MODEL' type='string' description='.gseg model file or ndsi:... spec'/>"
-        "<Option name='TILE' type='int' description='tile size (default: the model's)'/>"
-        "<Option name='OVERLAP' type='int' description='tile overlap (default: the model's)'/>"
+        "<Option name='TILE' type='int' description='tile size (default: as trained)'/>"
+        "<Option name='OVERLAP' type='int' description='tile overlap (default: as trained)'/>"
         "<Option name='THRESHOLD' type='float' description='decision threshold'/>"
         "<Option name='PRECISION' type='string-select' default='auto'>"
         "<Value>auto</Value><Value>fp32</Value><Value>bf16</Value><Value>fp16</Value></Option>"

@@ -73,6 +73,8 @@ START_TEST(test_registered_and_lazy)
 {
     ck_assert_int_eq(tu_system("gdalinfo --formats | grep -q 'GSEG -raster- (ro'"), 0);
     ck_assert_int_eq(tu_system("gdalinfo --format GSEG | grep -q 'GSEG:'"), 0);
+    /* the open-option list is valid XML (GDAL reports it otherwise) */
+    ck_assert_int_eq(tu_system("gdalinfo --format GSEG 2>&1 | grep -q 'ERROR\\|Could not parse'"), 1);
     /* Other files never load libgseg (nor libtorch): the dynamic loader's
      * log of gdalinfo on a GeoTIFF names neither; opening a GSEG dataset
      * loads libgseg. */

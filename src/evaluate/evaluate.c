@@ -128,7 +128,12 @@ static double pixel_km2(const double gt[6], OGRSpatialReferenceH srs, int y)
     return fabs(gt[1] * gt[5] - gt[2] * gt[4]) * lin * lin / 1e6;
 }
 
-static gseg_status compare(const char *pred_path, const char *truth_path, int K, evres *r)
+/* Compares the prediction of `image` (pred_path, on the image's grid with
+ * its georeferencing) with the truth mask. A truth on another grid is
+ * refused, naming both files, as gseg-train does: another size, or, where
+ * both are georeferenced, another geotransform or CRS. */
+static gseg_status compare(const char *pred_path, const char *truth_path, const char *image,
+                           int K, evres *r)
 {
     GDALDatasetH p = GDALOpenEx(pred_path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
     GDALDatasetH t = GDALOpenEx(truth_path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
@@ -141,10 +146,39 @@ static gseg_status compare(const char *pred_path, const char *truth_path, int K,
     }
     int w = GDALGetRasterXSize(t), h = GDALGetRasterYSize(t);
     if (GDALGetRasterXSize(p) != w || GDALGetRasterYSize(p) != h) {
-        st = gseg__err(GSEG_ERR_FORMAT, "%s: mask size differs from its image", truth_path);
+        st = gseg__err(GSEG_ERR_FORMAT, "%s: mask is %dx%d but its image %s is %dx%d", truth_path,
+                       w, h, image, GDALGetRasterXSize(p), GDALGetRasterYSize(p));
+        goto done;
+    }
+    double gi[6], gm[6];
+    if (GDALGetGeoTransform(p, gi) == CE_None && GDALGetGeoTransform(t, gm) == CE_None) {
+        double tol = 1e-6 * fmax(fabs(gi[1]), fabs(gi[5]));
+        for (int k = 0; k < 6; k++)
+            if (fabs(gi[k] - gm[k]) > (k == 0 || k == 3 ? tol : 1e-9 * fmax(1, fabs(gi[k])))) {
+                st = gseg__err(GSEG_ERR_FORMAT,
+                               "%s: mask grid differs from its image %s (geotransform term %d: "
+                               "%.10g vs %.10g)",
+                               truth_path, image, k, gm[k], gi[k]);
+                goto done;
+            }
+    }
+    OGRSpatialReferenceH si = GDALGetSpatialRef(p), sm = GDALGetSpatialRef(t);
+    static const char *const same_opts[] = {"IGNORE_DATA_AXIS_TO_SRS_AXIS_MAPPING=YES", NULL};
+    if (si && sm && !OSRIsSameEx(si, sm, same_opts)) {
+        st = gseg__err(GSEG_ERR_FORMAT, "%s: mask CRS differs from its image %s", truth_path,
+                       image);
         goto done;
     }
     size_t n = (size_t)w * h;
+    /* Whole-scene buffers: six bytes and two distance maps per pixel. */
+    double need = 22.0 * (double)n, lim = (double)gseg__memory_limit();
+    if (need > lim) {
+        st = gseg__err(GSEG_ERR_LIMIT,
+                       "%s: comparing a %dx%d mask needs %.0f MiB, more than the %.0f MiB "
+                       "allowed (--config GSEG_MAX_MEMORY)",
+                       truth_path, w, h, need / 1048576.0, lim / 1048576.0);
+        goto done;
+    }
     a = gseg__malloc(n, 1);
     b = gseg__malloc(n, 1);
     pp = gseg__calloc(n, 1);
@@ -313,17 +347,19 @@ static const char usage[] =
     "matrix, IoU / F1 (Dice) / precision / recall per class, accuracy, mean IoU,\n"
     "glacier area predicted vs true, and the mean boundary distance in metres.\n"
     "\n"
-    "  --model SPEC        a .gseg model or ndsi:green=G,swir=S[,threshold=T]\n"
+    "  -m, --model SPEC    a .gseg model or ndsi:green=G,swir=S[,threshold=T]\n"
     "                      (default model.gseg)\n"
     "  --labels FILE       truth from glacier outlines (any OGR source, any CRS)\n"
     "                      burnt onto each scene's grid instead of masks; PATH may\n"
     "                      then be a plain folder of scenes\n"
     "  --label-field NAME  integer attribute holding the class (default: all 1)\n"
-    "  --json FILE         also write the report as JSON ('-' for stdout)\n"
+    "  --json FILE         also write the report as JSON ('-': to stdout, after\n"
+    "                      the table)\n"
     "  --save-masks DIR    keep the predicted masks there\n"
     "  --tile N, --overlap N, --threshold T, --device DEV, --precision P,\n"
     "  --threads N         as in gseg-predict\n"
-    "  -q, --quiet         no progress\n";
+    "  -q, --quiet         no progress\n"
+    "  --config KEY VALUE  set a GDAL or gseg configuration option\n";
 
 int gseg_evaluate_tool_main(int argc, char **argv)
 {
@@ -431,7 +467,7 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         q.format = "GTiff";
         if (!quiet) fprintf(stderr, "%s\n", d.scenes[i].image);
         st = gseg_predict(&q, NULL, NULL, NULL);
-        if (st == GSEG_OK) st = compare(out, d.scenes[i].mask, K, r);
+        if (st == GSEG_OK) st = compare(out, d.scenes[i].mask, d.scenes[i].image, K, r);
         if (!keep) {
             VSIUnlink(out);
             VSIUnlink(CPLSPrintf("%s.aux.xml", out));

@@ -53,7 +53,7 @@ static gseg_status integer(const char *opt, const char *s, long lo, long hi, lon
 
 static const char kImportUsage[] =
     "Usage: gseg-import WEIGHTS -o MODEL.gseg [options]\n"
-    "       gseg-import --init-encoder RESNET --bands LIST -o MODEL.gseg [options]\n"
+    "       gseg-import --init-encoder FILE --bands LIST -o MODEL.gseg [options]\n"
     "\n"
     "Makes a gseg model file from a segmentation-models-pytorch Unet state dict\n"
     "(safetensors, or a torch.save file libtorch can read), or a new model whose\n"

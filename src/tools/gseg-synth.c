@@ -19,8 +19,9 @@
 
 static const char usage[] =
     "Usage: gseg-synth [--size N | --width W --height H] [--seed S]\n"
-    "                  [--pixel-size M] [--epsg CODE] [--snowline M]\n"
-    "                  [--clouds F] [--snow F] [--outlines FILE.gpkg] [-q]\n"
+    "                  [--pixel-size M] [--epsg CODE] [--origin X Y]\n"
+    "                  [--snowline M] [--clouds F] [--snow F]\n"
+    "                  [--outlines FILE.gpkg] [-q]\n"
     "                  IMAGE.tif MASK.tif\n"
     "       gseg-synth --dataset DIR [--train N] [--test N] [scene options]\n"
     "       gseg-synth --help | --version\n"
@@ -28,6 +29,7 @@ static const char usage[] =
     "Writes a synthetic Landsat-8-like glacier scene: IMAGE.tif holds bands blue,\n"
     "green, red, nir, swir1, swir2 (UInt16 reflectance x 10000) and elevation\n"
     "(UInt16 metres); MASK.tif the truth (Byte, 1 = glacier incl. debris cover).\n"
+    "Their folders must exist; --dataset creates its own.\n"
     "\n"
     "  --size N          N x N pixels (default 512)\n"
     "  --width W, --height H\n"
