@@ -124,7 +124,8 @@ typedef struct gseg_tile {
 } gseg_tile;
 
 /* Fails with GSEG_ERR_ARG unless width, height >= 1, tile >= 8 and
- * 0 <= overlap < tile. */
+ * 0 <= overlap < tile; with GSEG_ERR_LIMIT if the grid would have more than
+ * INT_MAX tiles. */
 GSEG_API gseg_status gseg_grid_init(gseg_grid *g, int width, int height,
                                     int tile, int overlap);
 GSEG_API int gseg_grid_count(const gseg_grid *g);

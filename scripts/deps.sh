@@ -52,3 +52,9 @@ TEST_PACKAGES="check python3-gdal python3-numpy python3-pip python3-torch python
 # dependencies (which would pull a second, PyPI torch): Debian's torch 1.13
 # serves. Versions known to work with it.
 SMP_PIP="segmentation-models-pytorch==0.6.0 timm==1.0.31 huggingface_hub==0.36.2 safetensors==0.8.0"
+# The libFuzzer targets (scripts/fuzz.sh): clang, its runtime libraries
+# (libclang_rt.fuzzer and the sanitizers; libclang-rt-dev is Debian's
+# unversioned name, libclang-rt-14-dev on Debian 12) and llvm-symbolizer
+# (llvm) for symbolised stack traces. The fuzz build needs neither libtorch
+# nor Check.
+FUZZ_PACKAGES="clang libclang-rt-dev llvm meson ninja-build pkg-config libgdal-dev libproj-dev"

@@ -8,6 +8,7 @@
 #include <gdal.h>
 #include <ogr_srs_api.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +415,89 @@ START_TEST(test_bad_files)
 }
 END_TEST
 
+/* ---- Inputs found by fuzz/fuzz_scene.c (fuzz/corpus/fuzz_scene/regress-*) */
+
+/* Writes the files of a fuzz_scene input under /vsimem/<dir>/ as the
+ * harness does (one raster, or fuzz_scene.c's archive of several files)
+ * and fills paths with its scene files; returns their count. */
+static int fuzz_scene_input(const char *name, const char *dir, char paths[][128], int max)
+{
+    static const char magic[] = "FUZZER_FRIENDLY_ARCHIVE\n", mark[] = "***NEWFILE***:";
+    GByte *data = NULL;
+    vsi_l_offset size = 0;
+    ck_assert(VSIIngestFile(NULL, tu_src(CPLSPrintf("fuzz/corpus/fuzz_scene/%s", name)), &data,
+                            &size, -1));
+    const char *p = (const char *)data, *end = p + size;
+    int n = 0;
+    if (size < sizeof magic - 1 || memcmp(p, magic, sizeof magic - 1) != 0) {
+        snprintf(paths[n++], 128, "%s/scene", dir);
+        VSIFCloseL(VSIFileFromMemBuffer(paths[0], data, size, TRUE));
+        return n;
+    }
+    const char *q = strstr(p + sizeof magic - 1, mark);
+    while (q) {
+        const char *nm = q + sizeof mark - 1, *nl = memchr(nm, '\n', (size_t)(end - nm));
+        if (!nl) break;
+        const char *body = nl + 1, *next = body;
+        while (next + sizeof mark - 1 <= end && memcmp(next, mark, sizeof mark - 1) != 0) next++;
+        if (next + sizeof mark - 1 > end) next = end;
+        char path[128];
+        snprintf(path, sizeof path, "%s/%.*s", dir, (int)(nl - nm), nm);
+        VSILFILE *f = VSIFOpenL(path, "wb");
+        ck_assert_ptr_nonnull(f);
+        VSIFWriteL(body, 1, (size_t)(next - body), f);
+        VSIFCloseL(f);
+        int dup = 0;
+        for (int i = 0; i < n; i++) dup |= strcmp(paths[i], path) == 0;
+        if (!dup && n < max && !strstr(path, ".aux.xml") && !strstr(path, ".hdr"))
+            snprintf(paths[n++], 128, "%s", path);
+        q = next < end ? next : NULL;
+    }
+    CPLFree(data);
+    return n;
+}
+
+START_TEST(test_fuzz_window_overflow)
+{
+    /* Windows near INT_MAX: the bounds check computed win.x + win.w in int,
+     * which overflowed (UB) instead of refusing the window. */
+    gseg_init();
+    char paths[1][128];
+    fuzz_scene_input("regress-scene-window-overflow", "/vsimem/fuzzwin", paths, 1);
+    gseg_scene *s = open1(paths[0], NULL);
+    int w = gseg_scene_width(s), h = gseg_scene_height(s);
+    const gseg_window bad[] = {{INT_MAX, 0, 1, 1}, {0, INT_MAX, 1, 1}, {1, 0, INT_MAX, 1},
+                               {0, 1, 1, INT_MAX}, {w - 1, 0, INT_MAX, 1}, {0, h - 1, 1, INT_MAX}};
+    ck_assert_int_le(gseg_scene_nbands(s), 4);
+    float d[4 * 4];
+    uint8_t v[4];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_int_eq(gseg_scene_read(s, bad[i], bad[i].w, bad[i].h, d, v, NULL), GSEG_ERR_ARG);
+    ck_gseg(gseg_scene_read(s, (gseg_window){w - 1, h - 1, 1, 1}, 2, 2, d, v, NULL));
+    gseg_scene_free(s);
+    VSIRmdirRecursive("/vsimem/fuzzwin");
+}
+END_TEST
+
+START_TEST(test_fuzz_degenerate_stack)
+{
+    /* Two GeoTIFFs with absurd pixel sizes (tiny and ~1e233) stacked:
+     * stack_grid accepted them and read_window converted a source offset of
+     * -3e274 to int (UB). Refused at open now: every stacked file must
+     * cover the common grid. */
+    gseg_init();
+    char paths[4][128];
+    int n = fuzz_scene_input("regress-stack-degenerate-geotransform", "/vsimem/fuzzstack", paths, 4);
+    ck_assert_int_eq(n, 2);
+    const char *pp[] = {paths[0], paths[1]};
+    gseg_scene *s = NULL;
+    ck_assert_int_eq(gseg_scene_open(pp, 2, NULL, &s), GSEG_ERR_FORMAT);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "cannot stack"));
+    VSIRmdirRecursive("/vsimem/fuzzstack");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("read");
@@ -427,6 +511,8 @@ int main(void)
     tcase_add_test(tc, test_padding_and_windows);
     tcase_add_test(tc, test_georef_accessors);
     tcase_add_test(tc, test_bad_files);
+    tcase_add_test(tc, test_fuzz_window_overflow);
+    tcase_add_test(tc, test_fuzz_degenerate_stack);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

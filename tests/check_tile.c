@@ -121,6 +121,29 @@ START_TEST(test_tile_geotransform)
 }
 END_TEST
 
+START_TEST(test_tile_count_overflow)
+{
+    /* Found by fuzz/fuzz_scene.c (fuzz/corpus/fuzz_scene/regress-grid-count-
+     * overflow): a PNG declaring 1,000,000 x 1,000,000 pixels in tiles of 15
+     * overlapping by 2 needs 5.9e9 tiles, and gseg_grid_count's ncols * nrows
+     * overflowed int (UB; garbage tile counts and indexes). gseg_grid_init
+     * now refuses grids of more than INT_MAX tiles. */
+    gseg_init();
+    gseg_scene *s = NULL;
+    const char *path[] = {tu_src("fuzz/corpus/fuzz_scene/regress-grid-count-overflow")};
+    ck_gseg(gseg_scene_open(path, 1, NULL, &s));
+    gseg_grid g;
+    ck_assert_int_eq(gseg_grid_init(&g, gseg_scene_width(s), gseg_scene_height(s), 15, 2),
+                     GSEG_ERR_LIMIT);
+    ck_assert_ptr_nonnull(strstr(gseg_last_error(), "tiles"));
+    gseg_scene_free(s);
+    ck_assert_int_eq(gseg_grid_init(&g, 1 << 20, 1 << 20, 8, 7), GSEG_ERR_LIMIT);
+    /* the largest square grid that fits: 46340 x 46340 tiles */
+    ck_gseg(gseg_grid_init(&g, 46340 + 7, 46340 + 7, 8, 7));
+    ck_assert_int_eq(gseg_grid_count(&g), 46340 * 46340);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tile");
@@ -131,6 +154,7 @@ int main(void)
     tcase_add_test(tc, test_tile_equal_scene);
     tcase_add_test(tc, test_bad_args);
     tcase_add_test(tc, test_tile_geotransform);
+    tcase_add_test(tc, test_tile_count_overflow);
     suite_add_tcase(s, tc);
     return tu_run(s);
 }

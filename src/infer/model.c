@@ -2,6 +2,7 @@
  * Backends (NDSI here; the libtorch network later) fill a vtable. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -41,9 +41,11 @@ typedef struct sel_band {
     int band_no;         /* 1-based in its file */
     GDALDataType type;
     int read_f64;        /* read as Float64 (exact nodata test for wide types) */
+    int read_i64;        /* 64-bit integers: read as such, nodata tested exactly */
     double scale, offset;
     int has_nodata;
     double nodata;
+    int64_t nodata_i64;  /* read_i64: the nodata value (UInt64: its bits) */
     int mask_flags;
     GDALRasterBandH mask; /* for per-dataset, alpha and explicit masks */
     char *name;
@@ -147,6 +149,28 @@ static gseg_status open_file(src_file *f, const char *path)
     f->has_gt = GDALGetGeoTransform(f->ds, f->gt) == CE_None;
     if (f->has_gt && (f->gt[1] == 0 || f->gt[5] == 0) && f->gt[2] == 0 && f->gt[4] == 0)
         return gseg__err(GSEG_ERR_FORMAT, "%s: geotransform has a zero pixel size", path);
+    /* A transform that is not finite, or maps the pixel grid onto a line
+     * (rotated or sheared with parallel rows and columns), places nothing:
+     * every output would carry it on. */
+    if (f->has_gt) {
+        int finite = 1;
+        for (int k = 0; k < 6; k++) finite &= isfinite(f->gt[k]) != 0;
+        if (!finite)
+            return gseg__err(GSEG_ERR_FORMAT,
+                             "%s: geotransform is not finite (%g, %g, %g, %g, %g, %g)", path,
+                             f->gt[0], f->gt[1], f->gt[2], f->gt[3], f->gt[4], f->gt[5]);
+        /* the sine of the angle between a pixel's column and row steps,
+         * scaled so that no pixel size under- or overflows it */
+        double n1 = hypot(f->gt[1], f->gt[4]), n2 = hypot(f->gt[2], f->gt[5]);
+        double sine = n1 > 0 && n2 > 0 ? (f->gt[1] / n1) * (f->gt[5] / n2) -
+                                             (f->gt[2] / n2) * (f->gt[4] / n1)
+                                       : 0;
+        if (!(fabs(sine) > 1e-12))
+            return gseg__err(GSEG_ERR_FORMAT,
+                             "%s: geotransform is singular (%g, %g, %g, %g, %g, %g): its pixel "
+                             "rows and columns are parallel",
+                             path, f->gt[0], f->gt[1], f->gt[2], f->gt[3], f->gt[4], f->gt[5]);
+    }
     if (!f->has_gt) {
         double id[6] = {0, 1, 0, 0, 0, 1};
         memcpy(f->gt, id, sizeof id);
@@ -184,18 +208,42 @@ static gseg_status setup_band(sel_band *b, const char *scene_path)
                          scene_path, b->band_no, GDALGetDataTypeName(b->type));
     b->read_f64 = !(b->type == GDT_Byte || b->type == GDT_UInt16 || b->type == GDT_Int16 ||
                     b->type == GDT_Float32);
+#if GDAL_VERSION_NUM >= GDAL_COMPUTE_VERSION(3, 5, 0)
+    b->read_i64 = b->type == GDT_Int64 || b->type == GDT_UInt64;
+#endif
     int ok = 0;
     b->scale = GDALGetRasterScale(b->band, &ok);
     if (!ok || b->scale == 0 || !isfinite(b->scale)) b->scale = 1.0;
     b->offset = GDALGetRasterOffset(b->band, &ok);
     if (!ok || !isfinite(b->offset)) b->offset = 0.0;
     b->mask_flags = GDALGetMaskFlags(b->band);
-    b->nodata = GDALGetRasterNoDataValue(b->band, &b->has_nodata);
+#if GDAL_VERSION_NUM >= GDAL_COMPUTE_VERSION(3, 5, 0)
+    if (b->type == GDT_Int64) { /* exact: a double cannot hold every 64-bit value */
+        b->nodata_i64 = GDALGetRasterNoDataValueAsInt64(b->band, &b->has_nodata);
+        b->nodata = (double)b->nodata_i64;
+    } else if (b->type == GDT_UInt64) {
+        uint64_t u = GDALGetRasterNoDataValueAsUInt64(b->band, &b->has_nodata);
+        memcpy(&b->nodata_i64, &u, sizeof u);
+        b->nodata = (double)u;
+    } else
+#endif
+        b->nodata = GDALGetRasterNoDataValue(b->band, &b->has_nodata);
     if (!(b->mask_flags & GMF_ALL_VALID) && !(b->mask_flags & GMF_NODATA)) {
         b->mask = GDALGetMaskBand(b->band);
         if (!b->mask)
             return gseg__gdal_err(GSEG_ERR_FORMAT, "%s: band %d: cannot get its mask band",
                                   scene_path, b->band_no);
+        /* a mask file (.msk) on another grid than its image */
+        int mw = GDALGetRasterBandXSize(b->mask), mh = GDALGetRasterBandYSize(b->mask);
+        int w = GDALGetRasterBandXSize(b->band), h = GDALGetRasterBandYSize(b->band);
+        if (mw != w || mh != h) {
+            GDALDatasetH mds = GDALGetBandDataset(b->mask);
+            const char *mname = mds ? GDALGetDescription(mds) : "";
+            return gseg__err(GSEG_ERR_FORMAT,
+                             "%s: band %d: its mask band%s%s is %dx%d but the band is %dx%d",
+                             b->file->path, b->band_no, *mname ? " in " : "", mname, mw, mh, w,
+                             h);
+        }
     }
     return GSEG_OK;
 }
@@ -270,9 +318,20 @@ static gseg_status stack_grid(gseg_scene *s)
     /* Snap inward onto the reference grid (tolerating rounding). */
     double c0 = ceil((xmin - rg[0]) / rg[1] - 1e-6), c1 = floor((xmax - rg[0]) / rg[1] + 1e-6);
     double r0 = ceil((ymax - rg[3]) / rg[5] - 1e-6), r1 = floor((ymin - rg[3]) / rg[5] + 1e-6);
-    if (!(c1 - c0 >= 1 && r1 - r0 >= 1))
-        return gseg__err(GSEG_ERR_FORMAT, "%s and the other stacked files do not overlap",
-                         fs[ref_i].path);
+    if (!(c1 - c0 >= 1 && r1 - r0 >= 1)) {
+        if (n == 2)
+            return gseg__err(GSEG_ERR_FORMAT, "%s and %s do not overlap", fs[0].path,
+                             fs[1].path);
+        return gseg__err(GSEG_ERR_FORMAT, "%s and the other %d stacked files do not overlap",
+                         fs[ref_i].path, n - 1);
+    }
+    /* The common grid lies inside the finest file, so it is no larger than
+     * GSEG_MAX_DIMENSION unless degenerate geotransforms (pixel sizes near
+     * 0, coordinates overflowing) made the arithmetic meaningless. */
+    if (c1 - c0 > max_dimension() || r1 - r0 > max_dimension())
+        return gseg__err(GSEG_ERR_FORMAT,
+                         "%s and the other stacked files: their geotransforms give no usable "
+                         "common grid", fs[ref_i].path);
     s->width = (int)(c1 - c0);
     s->height = (int)(r1 - r0);
     s->gt[0] = rg[0] + c0 * rg[1];
@@ -294,6 +353,16 @@ static gseg_status stack_grid(gseg_scene *s)
             f->ox = floor(f->ox + 0.5);
             f->oy = floor(f->oy + 0.5);
         }
+        /* The common grid lies inside every file (up to the snapping
+         * tolerance), so every window maps to a source window inside the
+         * file. Degenerate geotransforms break that (and would overflow the
+         * int source offsets of read_window): refuse them here. */
+        double fx1 = f->ox + s->width * f->sx, fy1 = f->oy + s->height * f->sy;
+        if (!(f->sx > 0 && f->sy > 0 && f->ox >= -1 && f->oy >= -1 &&
+              fx1 <= GDALGetRasterXSize(f->ds) + 1.0 && fy1 <= GDALGetRasterYSize(f->ds) + 1.0))
+            return gseg__err(GSEG_ERR_FORMAT,
+                             "%s: its geotransform does not map the stack's common grid into "
+                             "the file (degenerate pixel size?); cannot stack", f->path);
     }
     return GSEG_OK;
 }
@@ -509,12 +578,34 @@ gseg_status gseg_scene_read(gseg_scene *s, gseg_window win, int pad_w, int pad_h
         float *dst = data + (size_t)bi * plane;
         /* read packed w x h at the start of the plane (or scratch), then spread */
         if (b->read_f64) {
-            st = read_window(b, b->band, win, s->f64, GDT_Float64, s->resample);
-            if (st != GSEG_OK) break;
-            for (size_t i = 0; i < npx; i++) {
-                double v = s->f64[i];
-                if (!isfinite(v) || (b->has_nodata && v == b->nodata)) okw[i] = 0;
-                s->f64[i] = v * b->scale + b->offset;
+#if GDAL_VERSION_NUM >= GDAL_COMPUTE_VERSION(3, 5, 0)
+            if (b->read_i64) { /* 64-bit integers in place of the doubles */
+                st = read_window(b, b->band, win, s->f64, b->type, s->resample);
+                if (st != GSEG_OK) break;
+                for (size_t i = 0; i < npx; i++) {
+                    int64_t raw;
+                    memcpy(&raw, &s->f64[i], sizeof raw);
+                    if (b->has_nodata && raw == b->nodata_i64) okw[i] = 0;
+                    double v;
+                    if (b->type == GDT_UInt64) {
+                        uint64_t u;
+                        memcpy(&u, &raw, sizeof u);
+                        v = (double)u;
+                    } else {
+                        v = (double)raw;
+                    }
+                    s->f64[i] = v * b->scale + b->offset;
+                }
+            } else
+#endif
+            {
+                st = read_window(b, b->band, win, s->f64, GDT_Float64, s->resample);
+                if (st != GSEG_OK) break;
+                for (size_t i = 0; i < npx; i++) {
+                    double v = s->f64[i];
+                    if (!isfinite(v) || (b->has_nodata && v == b->nodata)) okw[i] = 0;
+                    s->f64[i] = v * b->scale + b->offset;
+                }
             }
             for (int y = 0; y < win.h; y++)
                 for (int x = 0; x < win.w; x++)

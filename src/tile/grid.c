@@ -1,6 +1,8 @@
 /* grid.c — the tile grid: overlapping square tiles covering every pixel. */
 #include "internal.h"
 
+#include <limits.h>
+
 /* Tiles along one axis of n pixels. */
 static int axis_count(int n, int tile, int overlap)
 {
@@ -30,12 +32,19 @@ gseg_status gseg_grid_init(gseg_grid *g, int width, int height, int tile, int ov
         return gseg__err(GSEG_ERR_ARG,
                          "overlap %d must be at least 0 and smaller than the tile size %d",
                          overlap, tile);
+    int ncols = axis_count(width, tile, overlap), nrows = axis_count(height, tile, overlap);
+    /* tile indexes and gseg_grid_count are ints */
+    if ((long long)ncols * nrows > INT_MAX)
+        return gseg__err(GSEG_ERR_LIMIT,
+                         "a %dx%d scene in tiles of %d overlapping by %d needs %lld tiles, more "
+                         "than %d (use a larger tile or a smaller overlap)",
+                         width, height, tile, overlap, (long long)ncols * nrows, INT_MAX);
     g->width = width;
     g->height = height;
     g->tile = tile;
     g->overlap = overlap;
-    g->ncols = axis_count(width, tile, overlap);
-    g->nrows = axis_count(height, tile, overlap);
+    g->ncols = ncols;
+    g->nrows = nrows;
     return GSEG_OK;
 }
 

@@ -205,7 +205,12 @@ static gseg_status index_mask(gseg__tscene *s, gseg_scene *img, int nclasses)
         OGRSpatialReferenceH ms = GDALGetSpatialRef(m);
         if (wkt && *wkt && ms) {
             OGRSpatialReferenceH is = OSRNewSpatialReference(wkt);
-            if (is && !OSRIsSame(is, ms))
+            /* The WKT carries no axis mapping (geographic CRSs come back
+             * latitude first, the mask's GDAL keeps longitude first): compare
+             * the CRSs themselves. */
+            static const char *const same_opts[] = {"IGNORE_DATA_AXIS_TO_SRS_AXIS_MAPPING=YES",
+                                                    NULL};
+            if (is && !OSRIsSameEx(is, ms, same_opts))
                 st = gseg__err(GSEG_ERR_FORMAT, "%s: mask CRS differs from its image %s", s->mask,
                                s->image);
             OSRDestroySpatialReference(is);
@@ -349,9 +354,21 @@ gseg_status gseg__tdata_stats(gseg__tdata *d, const char *const *bands, int nb, 
             }
         gseg_scene_free(img);
     }
+    int ntrain = 0, first = -1;
+    for (int i = 0; i < d->n; i++)
+        if (!d->scenes[i].val && ntrain++ == 0) first = i;
     for (int b = 0; b < nb && st == GSEG_OK; b++) {
         if (n[b] < 2) {
-            st = gseg__err(GSEG_ERR_FORMAT, "band %s: no valid training pixels", bands ? bands[b] : "?");
+            if (ntrain > 1)
+                st = gseg__err(GSEG_ERR_FORMAT,
+                               "%s and the other %d training scenes: band %s: no valid training "
+                               "pixels (all nodata, masked or NaN)",
+                               d->scenes[first].image, ntrain - 1, bands ? bands[b] : "?");
+            else
+                st = gseg__err(GSEG_ERR_FORMAT,
+                               "%s: band %s: no valid training pixels (all nodata, masked or NaN)",
+                               first >= 0 ? d->scenes[first].image : "dataset",
+                               bands ? bands[b] : "?");
             break;
         }
         mean[b] = mu[b];
