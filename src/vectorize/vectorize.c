@@ -17,6 +17,7 @@
  * layer is added.
  */
 #include "internal.h"
+#include "json.h"
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
@@ -332,60 +333,26 @@ static const uint8_t *class_rgba(const vec_ctx *c, int cls)
     return default_rgba[cls >= 0 && cls < n ? cls : n - 1];
 }
 
-typedef struct strbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} strbuf;
-
-static void sb_printf(strbuf *b, const char *fmt, ...) GSEG__PRINTF(2, 3);
-static void sb_printf(strbuf *b, const char *fmt, ...)
-{
-    if (b->oom) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) {
-        b->oom = 1;
-        return;
-    }
-    if (b->n + (size_t)k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + (size_t)k + 1) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)k;
-}
-
 /* SimpleFill properties, in both the <Option> map QGIS >= 3.20 writes and
  * the <prop> list every QGIS 3 reads. */
-static void fill_props(strbuf *b, const char *const kv[][2], int n)
+static void fill_props(gseg__sbuf *b, const char *const kv[][2], int n)
 {
-    sb_printf(b, "          <Option type=\"Map\">\n");
+    gseg__sbuf_appendf(b, "          <Option type=\"Map\">\n");
     for (int i = 0; i < n; i++)
-        sb_printf(b, "            <Option type=\"QString\" name=\"%s\" value=\"%s\"/>\n", kv[i][0],
+        gseg__sbuf_appendf(b, "            <Option type=\"QString\" name=\"%s\" value=\"%s\"/>\n", kv[i][0],
                   kv[i][1]);
-    sb_printf(b, "          </Option>\n");
+    gseg__sbuf_appendf(b, "          </Option>\n");
     for (int i = 0; i < n; i++)
-        sb_printf(b, "          <prop k=\"%s\" v=\"%s\"/>\n", kv[i][0], kv[i][1]);
+        gseg__sbuf_appendf(b, "          <prop k=\"%s\" v=\"%s\"/>\n", kv[i][0], kv[i][1]);
 }
 
 /* The QML of the outlines: categorized on class_name, one category per
  * class of the class table (background excepted) and per class written. */
 static char *style_qml(const vec_ctx *c)
 {
-    strbuf b = {0};
-    sb_printf(&b, "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+    gseg__sbuf b;
+    gseg__sbuf_init(&b);
+    gseg__sbuf_appendf(&b, "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
                   "<qgis version=\"3.22.0\" styleCategories=\"Symbology|Labeling\" "
                   "labelsEnabled=\"0\">\n"
                   "  <renderer-v2 type=\"categorizedSymbol\" attr=\"class_name\" "
@@ -398,12 +365,12 @@ static char *style_qml(const vec_ctx *c)
     char buf[32];
     for (int i = 0; i < ncat; i++) {
         char *name = CPLEscapeString(class_name(c, cls_of[i], buf, sizeof buf), -1, CPLES_XML);
-        sb_printf(&b,
+        gseg__sbuf_appendf(&b,
                   "      <category value=\"%s\" label=\"%s\" symbol=\"%d\" render=\"true\"/>\n",
                   name, name, i);
         CPLFree(name);
     }
-    sb_printf(&b, "    </categories>\n"
+    gseg__sbuf_appendf(&b, "    </categories>\n"
                   "    <symbols>\n");
     for (int i = 0; i < ncat; i++) {
         const uint8_t *rgba = class_rgba(c, cls_of[i]);
@@ -419,16 +386,16 @@ static char *style_qml(const vec_ctx *c)
             {"outline_style", "solid"}, {"outline_width", "0.4"}, {"outline_width_unit", "MM"},
             {"joinstyle", "round"},
         };
-        sb_printf(&b,
+        gseg__sbuf_appendf(&b,
                   "      <symbol type=\"fill\" name=\"%d\" alpha=\"1\" clip_to_extent=\"1\" "
                   "force_rhr=\"0\">\n"
                   "        <layer class=\"SimpleFill\" enabled=\"1\" locked=\"0\" pass=\"0\">\n",
                   i);
         fill_props(&b, kv, (int)(sizeof kv / sizeof kv[0]));
-        sb_printf(&b, "        </layer>\n"
+        gseg__sbuf_appendf(&b, "        </layer>\n"
                       "      </symbol>\n");
     }
-    sb_printf(&b, "    </symbols>\n"
+    gseg__sbuf_appendf(&b, "    </symbols>\n"
                   "    <rotation/>\n"
                   "    <sizescale/>\n"
                   "  </renderer-v2>\n"
@@ -436,12 +403,12 @@ static char *style_qml(const vec_ctx *c)
                   "  <featureBlendMode>0</featureBlendMode>\n"
                   "  <layerGeometryType>2</layerGeometryType>\n"
                   "</qgis>\n");
-    if (b.oom) {
-        free(b.s);
+    if (b.st != GSEG_OK) {
+        gseg__sbuf_free(&b);
         gseg__err(GSEG_ERR_NOMEM, "out of memory for the QGIS style");
         return NULL;
     }
-    return b.s;
+    return gseg__sbuf_take(&b);
 }
 
 static int style_field(OGRLayerH l, const char *name, OGRFieldType t, int width)

@@ -21,6 +21,7 @@
  * that grow with the scene. A user asking for another RESAMPLING gets GDAL's.
  */
 #include "internal.h"
+#include "json.h"
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
@@ -211,47 +212,13 @@ static const uint8_t default_rgba[][4] = {
     {117, 107, 177, 255}, {222, 45, 38, 255}, {253, 208, 35, 255}, {99, 99, 99, 255},
 };
 
-typedef struct strbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} strbuf;
-
-static void sb_printf(strbuf *b, const char *fmt, ...) GSEG__PRINTF(2, 3);
-static void sb_printf(strbuf *b, const char *fmt, ...)
-{
-    if (b->oom) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) {
-        b->oom = 1;
-        return;
-    }
-    if (b->n + (size_t)k + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + (size_t)k + 1) cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = 1;
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, (size_t)k + 1, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)k;
-}
-
 /* The QGIS 3 style of a class mask: a paletted renderer on band 1, class 0
  * and the nodata value fully transparent, nearest-neighbour resampling. */
 static char *build_qml(const gseg_writer_params *p)
 {
-    strbuf b = {0};
-    sb_printf(&b, "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+    gseg__sbuf b;
+    gseg__sbuf_init(&b);
+    gseg__sbuf_appendf(&b, "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
                   "<!-- gseg class mask style: QGIS loads it as the default style of the raster "
                   "beside it. -->\n"
                   "<qgis version=\"3.22.0\" styleCategories=\"AllStyleCategories\" "
@@ -268,15 +235,15 @@ static char *build_qml(const gseg_writer_params *p)
     if (p->has_nodata && p->nodata >= 0 && p->nodata <= 255 && p->nodata == floor(p->nodata))
         nd = (int)p->nodata;
     if (nd >= 0)
-        sb_printf(&b, "      <rasterTransparency>\n"
+        gseg__sbuf_appendf(&b, "      <rasterTransparency>\n"
                       "        <singleValuePixelList>\n"
                       "          <pixelListEntry min=\"%d\" max=\"%d\" percentTransparent=\"100\"/>\n"
                       "        </singleValuePixelList>\n"
                       "      </rasterTransparency>\n",
                   nd, nd);
     else
-        sb_printf(&b, "      <rasterTransparency/>\n");
-    sb_printf(&b, "      <minMaxOrigin>\n"
+        gseg__sbuf_appendf(&b, "      <rasterTransparency/>\n");
+    gseg__sbuf_appendf(&b, "      <minMaxOrigin>\n"
                   "        <limits>None</limits>\n"
                   "        <extent>WholeRaster</extent>\n"
                   "        <statAccuracy>Estimated</statAccuracy>\n"
@@ -292,13 +259,13 @@ static char *build_qml(const gseg_writer_params *p)
         const uint8_t *c = p->class_rgba ? p->class_rgba[i] : default_rgba[i < ndef ? i : ndef - 1];
         const char *name = p->class_names && p->class_names[i] ? p->class_names[i] : NULL;
         char *label = CPLEscapeString(name ? name : CPLSPrintf("class %d", i), -1, CPLES_XML);
-        sb_printf(&b,
+        gseg__sbuf_appendf(&b,
                   "        <paletteEntry value=\"%d\" color=\"#%02x%02x%02x\" alpha=\"%d\" "
                   "label=\"%s\"/>\n",
                   i, c[0], c[1], c[2], i == 0 ? 0 : c[3], label);
         CPLFree(label);
     }
-    sb_printf(&b, "      </colorPalette>\n"
+    gseg__sbuf_appendf(&b, "      </colorPalette>\n"
                   "    </rasterrenderer>\n"
                   "    <brightnesscontrast brightness=\"0\" contrast=\"0\" gamma=\"1\"/>\n"
                   "    <huesaturation saturation=\"0\" grayscaleMode=\"0\" colorizeOn=\"0\" "
@@ -309,12 +276,12 @@ static char *build_qml(const gseg_writer_params *p)
                   "  </pipe>\n"
                   "  <blendMode>0</blendMode>\n"
                   "</qgis>\n");
-    if (b.oom) {
-        free(b.s);
+    if (b.st != GSEG_OK) {
+        gseg__sbuf_free(&b);
         gseg__err(GSEG_ERR_NOMEM, "out of memory for the QGIS style");
         return NULL;
     }
-    return b.s;
+    return gseg__sbuf_take(&b);
 }
 
 /* Writes the style as <temporary stem>.qml: gseg__commit renames it to
