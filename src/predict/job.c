@@ -154,9 +154,8 @@ gseg_status gseg__classify_window(void *user, gseg_window win, const float *scor
 /* Sizes GDAL's block cache for the tiling unless the user set GDAL_CACHEMAX:
  * enough for a row of source blocks under one row of tiles (so striped files
  * are decompressed once) plus the output's blocks, at least 64 MiB. */
-void gseg__size_cache(const gseg_scene *s, const gseg_grid *g)
+size_t gseg__cache_need(const gseg_scene *s, const gseg_grid *g)
 {
-    if (CPLGetConfigOption("GDAL_CACHEMAX", NULL)) return;
     int bw = 0, bh = 0;
     gseg__scene_block_size(s, &bw, &bh);
     size_t bpp = gseg__scene_bytes_per_pixel(s);
@@ -169,8 +168,13 @@ void gseg__size_cache(const gseg_scene *s, const gseg_grid *g)
     need += w * 512 * 5; /* output blocks: mask + scores */
     need += need / 4;
     size_t floor_ = (size_t)64 << 20;
-    if (need < floor_) need = floor_;
-    GDALSetCacheMax64((GIntBig)need);
+    return need < floor_ ? floor_ : need;
+}
+
+void gseg__size_cache(const gseg_scene *s, const gseg_grid *g)
+{
+    if (CPLGetConfigOption("GDAL_CACHEMAX", NULL)) return;
+    GDALSetCacheMax64((GIntBig)gseg__cache_need(s, g));
 }
 
 /* 1 if every selector is a plain band number. */

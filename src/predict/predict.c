@@ -202,7 +202,10 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
         double need = (double)gseg__pipe_bytes(&pp)                      /* batch slots */
                       + (double)K * W * (grid->overlap + 1) * 4          /* stitch carry */
                       + (double)K * T * T * 4 + T * T                    /* stitch tile */
-                      + (double)W * T * (1 + (p->proba ? 4.0 * K : 0));  /* row band */
+                      + (double)W * T * (1 + (p->proba ? 4.0 * K : 0))   /* row band */
+                      + (p->auto_cache && !CPLGetConfigOption("GDAL_CACHEMAX", NULL)
+                             ? (double)gseg__cache_need(job.scene, grid)      /* GDAL cache */
+                             : 0.0);
         size_t lim = gseg__memory_limit();
         if (need > (double)lim) {
             st = gseg__err(GSEG_ERR_LIMIT,

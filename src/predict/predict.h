@@ -126,7 +126,9 @@ void gseg__job_close(gseg__job *j);
 struct gseg__pipe_params;
 void gseg__job_pipe_params(const gseg__job *j, const gseg_predict_params *p,
                            struct gseg__pipe_params *pp);
-/* GDAL's block cache sized for the tiling, unless GDAL_CACHEMAX is set. */
+/* GDAL's block cache sized for the tiling, unless GDAL_CACHEMAX is set;
+ * gseg__cache_need is that size (part of the memory plan). */
+size_t gseg__cache_need(const gseg_scene *s, const gseg_grid *g);
 void gseg__size_cache(const gseg_scene *s, const gseg_grid *g);
 
 /* Receives a complete row band: rows [y, y+h) of the mask (width bytes per
