@@ -330,11 +330,7 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("crash");
-    const struct {
-        const char *name;
-        const TTest *test;
-    } tests[] = {
+    const tu_case tests[] = {
         {"predict_kill", test_predict_killed_20_times},
         {"train_kill", test_train_killed_12_times},
         {"full_disk", test_full_disk_and_file_size_limit},
@@ -342,12 +338,5 @@ int main(void)
         {"ulimit", test_memory_bounded_under_ulimit},
         {"resources", test_error_paths_release_resources},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 900);
-        tcase_add_checked_fixture(tc, setup, NULL);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return tu_run(s);
+    return tu_run(tu_suite("crash", tests, sizeof tests / sizeof *tests, 900, setup));
 }

@@ -232,23 +232,12 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("driver");
-    const struct {
-        const char *name;
-        const TTest *test;
-    } tests[] = {
+    const tu_case tests[] = {
         {"registered", test_registered_and_lazy},
         {"ndsi", test_translate_equals_predict_ndsi},
         {"network", test_translate_equals_predict_network},
         {"warp", test_gdalwarp_through_driver},
         {"errors", test_bad_connection_strings},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 600);
-        tcase_add_checked_fixture(tc, setup, NULL);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return tu_run(s);
+    return tu_run(tu_suite("driver", tests, sizeof tests / sizeof *tests, 600, setup));
 }

@@ -971,13 +971,10 @@ START_TEST(test_predictor_windows_equal_predict)
 }
 END_TEST
 
-Suite *pipeline_suite(void)
+int main(void)
 {
     /* One case per test, so CK_RUN_CASE=tiling (say) runs one alone. */
-    const struct {
-        const char *name;
-        const TTest *test;
-    } tests[] = {
+    const tu_case tests[] = {
         {"output", test_output_georef_classes_summary},
         {"determinism", test_threads_batch_readers_bit_identical},
         {"tiling", test_tiling_changes_only_seams},
@@ -988,15 +985,5 @@ Suite *pipeline_suite(void)
         {"corrupt", test_corrupt_scene_in_batch_run},
         {"predictor", test_predictor_windows_equal_predict},
     };
-    Suite *s = suite_create("pipeline");
-    for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 900);
-        tcase_add_checked_fixture(tc, setup, NULL);
-        tcase_add_test(tc, tests[i].test);
-        suite_add_tcase(s, tc);
-    }
-    return s;
+    return tu_run(tu_suite("pipeline", tests, sizeof tests / sizeof *tests, 900, setup));
 }
-
-int main(void) { return tu_run(pipeline_suite()); }

@@ -20,6 +20,15 @@ const char *tu_src(const char *rel);
 const char *tu_build(const char *rel);
 /* Runs a shell command, returns its exit status (or -1). */
 int tu_system(const char *fmt, ...);
+/* A named test for tu_suite. */
+typedef struct tu_case {
+    const char *name;
+    const TTest *test;
+} tu_case;
+/* A suite with one Check case per test (so CK_RUN_CASE=name runs one
+ * alone), each with the timeout and the fixture setup (may be NULL). */
+Suite *tu_suite(const char *name, const tu_case *cases, size_t n, double timeout,
+                void (*setup)(void));
 /* Runs the suite with CK_ENV and returns an exit code for main(). */
 int tu_run(Suite *s);
 #endif
