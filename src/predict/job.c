@@ -79,6 +79,7 @@ gseg_status gseg__classify_init(gseg__classify *c, const gseg__job *j, int want_
     c->emit = emit;
     c->user = user;
     c->stats = stats;
+    c->area_row = -1;
     c->mrow = gseg__malloc((size_t)c->cap_rows * c->width, 1);
     if (!c->mrow) return GSEG_ERR_NOMEM;
     if (want_scores) {
@@ -128,7 +129,12 @@ gseg_status gseg__classify_window(void *user, gseg_window win, const float *scor
             nvalid += v[x] != 0;
         }
         if (s) {
-            double km2 = px_area_km2(b->area, win.x + win.w / 2, win.y + y);
+            /* a row's pixel area, once per scene row (not per window) */
+            if (b->area_row != win.y + y) {
+                b->area_row = win.y + y;
+                b->area_km2 = px_area_km2(b->area, b->width / 2, win.y + y);
+            }
+            double km2 = b->area_km2;
             s->valid_pixels += nvalid;
             for (int k = 0; k < 8; k++) {
                 s->class_pixels[k] += n[k];

@@ -145,6 +145,8 @@ typedef struct gseg__classify {
     uint8_t *mrow;              /* [cap_rows][width] */
     float *prow;                /* [nscores][cap_rows][width] or NULL */
     const gseg__px_area *area;
+    int area_row;               /* scene row of area_km2, -1 none */
+    double area_km2;            /* km2 of one pixel of that row */
     gseg_predict_stats *stats;
     gseg__rows_fn emit;
     void *user;
