@@ -123,6 +123,31 @@ bool api()
     return g_api_ok;
 }
 
+/* While alive, GDAL errors raised inside libgseg on this thread are not
+ * shown: libgseg folds them into its own message (the file, the band and
+ * GDAL's reason), which the driver reports once as "GSEG: ...". Warnings
+ * are passed on when it ends. */
+class QuietErrors {
+  public:
+    QuietErrors() { CPLPushErrorHandlerEx(on_message, this); }
+    ~QuietErrors()
+    {
+        CPLPopErrorHandler();
+        for (const auto &w : warnings_) CPLError(CE_Warning, CPLE_AppDefined, "%s", w.c_str());
+    }
+    QuietErrors(const QuietErrors &) = delete;
+    QuietErrors &operator=(const QuietErrors &) = delete;
+
+  private:
+    std::vector<std::string> warnings_;
+    static void CPL_STDCALL on_message(CPLErr cls, CPLErrorNum no, const char *msg)
+    {
+        auto *self = static_cast<QuietErrors *>(CPLGetErrorHandlerUserData());
+        if (cls == CE_Debug) CPLDefaultErrorHandler(cls, no, msg);
+        else if (cls == CE_Warning) self->warnings_.emplace_back(msg);
+    }
+};
+
 /* ---- what to open ------------------------------------------------------- */
 
 const char *const kKeys[] = {"model",   "tile",  "overlap", "threshold", "precision",
@@ -258,6 +283,7 @@ class GSEGDataset final : public GDALPamDataset {
     ~GSEGDataset() override
     {
         if (pred_) g_api.free_(pred_);
+        if (!gcps_.empty()) GDALDeinitGCPs((int)gcps_.size(), gcps_.data());
     }
     static int Identify(GDALOpenInfo *oi);
     static GDALDataset *Open(GDALOpenInfo *oi);
@@ -276,6 +302,12 @@ class GSEGDataset final : public GDALPamDataset {
     {
         return srs_.IsEmpty() ? nullptr : &srs_;
     }
+    int GetGCPCount() override { return (int)gcps_.size(); }
+    const GDAL_GCP *GetGCPs() override { return gcps_.empty() ? nullptr : gcps_.data(); }
+    const OGRSpatialReference *GetGCPSpatialRef() const override
+    {
+        return gcp_srs_.IsEmpty() ? nullptr : &gcp_srs_;
+    }
 
   private:
     gseg_predictor *pred_ = nullptr;
@@ -283,8 +315,32 @@ class GSEGDataset final : public GDALPamDataset {
     double gt_[6] = {0, 1, 0, 0, 0, 1};
     bool has_gt_ = false;
     OGRSpatialReference srs_;
+    std::vector<GDAL_GCP> gcps_;
+    OGRSpatialReference gcp_srs_;
     std::vector<std::string> scene_;
+
+    void copy_gcps_and_rpc();
 };
+
+/* A single-file scene without a geotransform may be georeferenced by GCPs
+ * or RPCs: gseg-predict copies them onto its mask (gseg__scene_copy_georef),
+ * and so does the virtual raster, read from the scene file itself. */
+void GSEGDataset::copy_gcps_and_rpc()
+{
+    if (has_gt_ || scene_.size() != 1) return;
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALDataset *src = GDALDataset::Open(scene_[0].c_str(), GDAL_OF_RASTER);
+    CPLPopErrorHandler();
+    if (!src) return;
+    if (src->GetGCPCount() > 0) {
+        GDAL_GCP *dup = GDALDuplicateGCPs(src->GetGCPCount(), src->GetGCPs());
+        gcps_.assign(dup, dup + src->GetGCPCount());
+        CPLFree(dup); /* the strings now belong to gcps_ */
+        if (const OGRSpatialReference *g = src->GetGCPSpatialRef()) gcp_srs_ = *g;
+    }
+    if (char **rpc = src->GetMetadata("RPC")) SetMetadata(rpc, "RPC");
+    GDALClose(src);
+}
 
 class GSEGBand final : public GDALPamRasterBand {
   public:
@@ -345,21 +401,24 @@ CPLErr GSEGBand::IReadBlock(int bx, int by, void *data)
     if (win.y + win.h > nRasterYSize) win.h = nRasterYSize - win.y;
     size_t n = (size_t)win.w * win.h;
     gseg_status st;
-    if (score_ < 0) {
-        std::vector<uint8_t> m(n);
-        st = g_api.read(ds->pred_, win, m.data(), nullptr);
-        auto *out = static_cast<uint8_t *>(data);
-        std::fill(out, out + (size_t)kBlock * kBlock, 255);
-        for (int y = 0; st == GSEG_OK && y < win.h; y++)
-            memcpy(out + (size_t)y * kBlock, m.data() + (size_t)y * win.w, win.w);
-    } else {
-        std::vector<float> s(n * ds->info_->nscores);
-        st = g_api.read(ds->pred_, win, nullptr, s.data());
-        auto *out = static_cast<float *>(data);
-        std::fill(out, out + (size_t)kBlock * kBlock, std::nanf(""));
-        for (int y = 0; st == GSEG_OK && y < win.h; y++)
-            memcpy(out + (size_t)y * kBlock, s.data() + score_ * n + (size_t)y * win.w,
-                   win.w * sizeof(float));
+    {
+        QuietErrors quiet;
+        if (score_ < 0) {
+            std::vector<uint8_t> m(n);
+            st = g_api.read(ds->pred_, win, m.data(), nullptr);
+            auto *out = static_cast<uint8_t *>(data);
+            std::fill(out, out + (size_t)kBlock * kBlock, 255);
+            for (int y = 0; st == GSEG_OK && y < win.h; y++)
+                memcpy(out + (size_t)y * kBlock, m.data() + (size_t)y * win.w, win.w);
+        } else {
+            std::vector<float> s(n * ds->info_->nscores);
+            st = g_api.read(ds->pred_, win, nullptr, s.data());
+            auto *out = static_cast<float *>(data);
+            std::fill(out, out + (size_t)kBlock * kBlock, std::nanf(""));
+            for (int y = 0; st == GSEG_OK && y < win.h; y++)
+                memcpy(out + (size_t)y * kBlock, s.data() + score_ * n + (size_t)y * win.w,
+                       win.w * sizeof(float));
+        }
     }
     if (st != GSEG_OK) {
         CPLError(CE_Failure, CPLE_AppDefined, "GSEG: %s", g_api.last_error());
@@ -455,7 +514,12 @@ GDALDataset *GSEGDataset::Open(GDALOpenInfo *oi)
     auto ds = std::make_unique<GSEGDataset>();
     /* no PAM (.aux.xml): a connection string names no file to keep it beside */
     ds->nPamFlags |= GPF_DISABLED;
-    if (g_api.open(&p, proba, &ds->pred_) != GSEG_OK) {
+    gseg_status st;
+    {
+        QuietErrors quiet;
+        st = g_api.open(&p, proba, &ds->pred_);
+    }
+    if (st != GSEG_OK) {
         CPLError(CE_Failure, CPLE_OpenFailed, "GSEG: %s", g_api.last_error());
         return nullptr;
     }
@@ -469,6 +533,7 @@ GDALDataset *GSEGDataset::Open(GDALOpenInfo *oi)
         ds->srs_.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
         ds->srs_.importFromWkt(wkt);
     }
+    ds->copy_gcps_and_rpc();
     ds->SetBand(1, new GSEGBand(ds.get(), 1, -1));
     for (int k = 0; proba && k < ds->info_->nscores; k++)
         ds->SetBand(2 + k, new GSEGBand(ds.get(), 2 + k, k));

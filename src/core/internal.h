@@ -44,6 +44,10 @@ void gseg__discard(const char *tmp_path);
 const char *gseg__space_hint(const char *path);
 /* Writes n bytes to path through a temporary file and gseg__commit. */
 gseg_status gseg__write_file_atomic(const char *path, const void *data, size_t n);
+/* Creates the folder of output `path` and its parents where missing, as
+ * `mkdir -p` does (VSIMkdirRecursive of GDAL < 3.8 fails on relative
+ * paths); the error names path and the folder. */
+gseg_status gseg__make_parent(const char *path);
 
 /* The memory a job may plan for, in bytes: GSEG_MAX_MEMORY config option
  * (e.g. "2G", "512M"), default half of physical RAM. */
@@ -109,6 +113,11 @@ struct gseg__net *gseg__netmodel_net(gseg_model *m);
  * or GCPs + their CRS, and RPC metadata) onto a GDAL dataset being written.
  * `ds` is a GDALDatasetH. */
 gseg_status gseg__scene_copy_georef(const gseg_scene *s, void *ds);
+/* What gseg__scene_copy_georef carries: GSEG_GEOREF_GT (a geotransform or a
+ * CRS), GSEG_GEOREF_GCP (ground control points), GSEG_GEOREF_RPC (RPC
+ * metadata only), or GSEG_GEOREF_NONE. */
+enum { GSEG_GEOREF_NONE, GSEG_GEOREF_GT, GSEG_GEOREF_GCP, GSEG_GEOREF_RPC };
+int gseg__scene_georef_kind(const gseg_scene *s);
 /* Bytes per pixel of one row the reader keeps while reading a window
  * (all selected bands, in the source type). */
 size_t gseg__scene_bytes_per_pixel(const gseg_scene *s);

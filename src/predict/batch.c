@@ -158,33 +158,11 @@ static int all_outputs_exist(const scene_job *j)
     return 1;
 }
 
-/* Creates the folder of `path` and its parents where missing (templates
- * may name new folders). */
-static gseg_status make_parent(const char *path)
-{
-    char *dir = gseg__strdup(CPLGetPath(path));
-    if (!dir) return GSEG_ERR_NOMEM;
-    gseg_status st = GSEG_OK;
-    VSIStatBufL sb;
-    size_t n = strlen(dir);
-    /* each prefix ending before a '/', then the whole folder */
-    for (size_t i = 1; i <= n && st == GSEG_OK; i++) {
-        if (i < n && dir[i] != '/') continue;
-        char c = dir[i];
-        dir[i] = '\0';
-        if (VSIStatL(dir, &sb) != 0 && VSIMkdir(dir, 0755) != 0 && VSIStatL(dir, &sb) != 0)
-            st = gseg__err(GSEG_ERR_IO, "%s: cannot create the folder %s", path, dir);
-        dir[i] = c;
-    }
-    free(dir);
-    return st;
-}
-
 static gseg_status make_dirs(const scene_job *j)
 {
     gseg_status st = GSEG_OK;
     for (int o = 0; o < NOUT && st == GSEG_OK; o++)
-        if (j->out[o]) st = make_parent(j->out[o]);
+        if (j->out[o]) st = gseg__make_parent(j->out[o]);
     return st;
 }
 
@@ -317,7 +295,7 @@ static gseg_status write_summary(const gseg__batch *b, const char *model, scene_
         fputs(s.s, stdout);
         fflush(stdout);
     } else {
-        st = make_parent(b->summary);
+        st = gseg__make_parent(b->summary);
         if (st == GSEG_OK) st = gseg__write_file_atomic(b->summary, s.s, s.len);
     }
     gseg__sbuf_free(&s);

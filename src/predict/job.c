@@ -315,10 +315,17 @@ gseg_status gseg__job_open(const gseg_predict_params *p, gseg__job *j)
     if (p->resampling) j->sp.resampling = p->resampling;
     if (st == GSEG_OK) st = open_scene(p, m, &j->sp, &j->scene);
     if (st == GSEG_OK) {
-        if (!gseg_scene_geotransform(j->scene, j->gt) && !*gseg_scene_crs_wkt(j->scene))
+        int georef = gseg__scene_georef_kind(j->scene);
+        gseg_scene_geotransform(j->scene, j->gt);
+        if (georef == GSEG_GEOREF_NONE)
             CPLError(CE_Warning, CPLE_AppDefined,
                      "%s: no georeferencing; the mask will have none and outline areas are "
                      "unknown", p->inputs[0]);
+        else if (georef != GSEG_GEOREF_GT)
+            CPLError(CE_Warning, CPLE_AppDefined,
+                     "%s: georeferenced by %s only; the mask carries them, but outlines are in "
+                     "pixel coordinates and their areas are unknown", p->inputs[0],
+                     georef == GSEG_GEOREF_GCP ? "ground control points" : "RPC metadata");
         px_area_init(&j->area, j->scene);
         st = gseg_grid_init(&j->grid, gseg_scene_width(j->scene), gseg_scene_height(j->scene),
                             j->tile, j->overlap);

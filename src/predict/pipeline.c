@@ -21,8 +21,18 @@
  * is broadcast (a batch takes milliseconds to seconds, so contention is
  * nil). The first error, from any thread, stops every stage; the caller's
  * thread re-raises its message.
+ *
+ * GDAL messages of the reader and blender threads do not reach the
+ * process's error handler from those threads: a thread-local handler drops
+ * errors (the failing call's status carries the message, CPLGetLastErrorMsg
+ * included, and the caller reports it once) and keeps warnings, which the
+ * caller's thread re-emits after each batch, each distinct one once. So a
+ * host application (the GDAL driver inside gdal_translate or QGIS) sees one
+ * error per failure, and only from the thread that called gseg.
  */
 #include "predict.h"
+
+#include <cpl_error.h>
 
 #include <pthread.h>
 #include <stdio.h>
@@ -54,6 +64,10 @@ typedef struct pipe {
     char msg[1024];
     double wait_s;  /* network time spent waiting for readers */
     double blend_s;
+    /* GDAL warnings of the worker threads, for the caller's thread */
+    pthread_mutex_t warn_mu;
+    char warn[8][512];
+    int nwarn, warned; /* kept, already re-emitted */
 } pipe_t;
 
 static double now_s(void)
@@ -104,6 +118,28 @@ static void set_state(pipe_t *q, slot *s, int state)
     pthread_mutex_unlock(&q->mu);
 }
 
+/* The error handler of the worker threads (see the top of the file). */
+static void CPL_STDCALL worker_message(CPLErr cls, CPLErrorNum no, const char *msg)
+{
+    pipe_t *q = CPLGetErrorHandlerUserData();
+    if (cls == CE_Debug) CPLDefaultErrorHandler(cls, no, msg);
+    if (cls != CE_Warning) return;
+    pthread_mutex_lock(&q->warn_mu);
+    int seen = 0;
+    for (int i = 0; i < q->nwarn && !seen; i++) seen = strncmp(q->warn[i], msg, 511) == 0;
+    if (!seen && q->nwarn < 8) snprintf(q->warn[q->nwarn++], sizeof q->warn[0], "%s", msg);
+    pthread_mutex_unlock(&q->warn_mu);
+}
+
+/* On the caller's thread: warnings of the workers not yet emitted. */
+static void emit_warnings(pipe_t *q)
+{
+    pthread_mutex_lock(&q->warn_mu);
+    for (; q->warned < q->nwarn; q->warned++)
+        CPLError(CE_Warning, CPLE_AppDefined, "%s", q->warn[q->warned]);
+    pthread_mutex_unlock(&q->warn_mu);
+}
+
 /* Reads the tiles of the batch in s. */
 static gseg_status fill(pipe_t *q, gseg_scene *scene, slot *s)
 {
@@ -134,9 +170,13 @@ static void *reader_main(void *arg)
 {
     pipe_t *q = ((reader_arg *)arg)->q;
     const gseg__pipe_params *p = q->p;
+    CPLPushErrorHandlerEx(worker_message, q);
     gseg_scene *own = NULL, *scene = p->scene;
     if (((reader_arg *)arg)->id > 0) { /* GDAL handles are per thread */
+        /* quiet: the caller's open of the same files said it all */
+        CPLPushErrorHandler(CPLQuietErrorHandler);
         gseg_status st = gseg_scene_open(p->paths, p->npaths, p->scene_params, &own);
+        CPLPopErrorHandler();
         if (st != GSEG_OK) {
             fail(q, st);
             return NULL;
@@ -168,6 +208,7 @@ static void *reader_main(void *arg)
         set_state(q, s, READY);
     }
     gseg_scene_free(own);
+    CPLPopErrorHandler();
     return NULL;
 }
 
@@ -177,6 +218,7 @@ static void *blender_main(void *arg)
     pipe_t *q = arg;
     const gseg__pipe_params *p = q->p;
     size_t plane = (size_t)q->T * q->T;
+    CPLPushErrorHandlerEx(worker_message, q);
     for (int b = 0; b < q->nbatches; b++) {
         slot *s = wait_batch(q, b, INFERRED);
         if (!s) break;
@@ -201,6 +243,7 @@ static void *blender_main(void *arg)
         }
         set_state(q, s, FREE);
     }
+    CPLPopErrorHandler();
     return NULL;
 }
 
@@ -249,6 +292,7 @@ static void run_network(pipe_t *q, gseg__pipe_stats *stats)
         double t0 = now_s();
         slot *s = wait_batch(q, b, READY);
         double t1 = now_s();
+        emit_warnings(q);
         q->wait_s += t1 - t0;
         if (!s) return;
         gseg_status st = GSEG_OK;
@@ -297,6 +341,7 @@ gseg_status gseg__pipe_run(const gseg__pipe_params *p, gseg__pipe_stats *stats)
         return st;
     }
     pthread_mutex_init(&q.mu, NULL);
+    pthread_mutex_init(&q.warn_mu, NULL);
     pthread_cond_init(&q.cv, NULL);
 
     pthread_t blender, *rt = gseg__calloc((size_t)readers, sizeof *rt);
@@ -326,6 +371,7 @@ gseg_status gseg__pipe_run(const gseg__pipe_params *p, gseg__pipe_stats *stats)
      * the first error */
     for (int i = 0; i < started; i++) pthread_join(rt[i], NULL);
     if (blender_started) pthread_join(blender, NULL);
+    emit_warnings(&q);
     if (q.st != GSEG_OK) st = gseg__err(q.st, "%s", q.msg);
 
     stats->tiles = ntiles;
@@ -335,6 +381,7 @@ gseg_status gseg__pipe_run(const gseg__pipe_params *p, gseg__pipe_stats *stats)
     stats->blend_seconds = q.blend_s;
     pthread_cond_destroy(&q.cv);
     pthread_mutex_destroy(&q.mu);
+    pthread_mutex_destroy(&q.warn_mu);
     free(rt);
     free(ra);
     free_slots(&q);

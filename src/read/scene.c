@@ -683,6 +683,14 @@ gseg_status gseg__scene_copy_georef(const gseg_scene *s, void *dsv)
     return GSEG_OK;
 }
 
+int gseg__scene_georef_kind(const gseg_scene *s)
+{
+    if (s->has_gt) return GSEG_GEOREF_GT;
+    if (s->nfiles == 1 && GDALGetGCPCount(s->files[0].ds) > 0) return GSEG_GEOREF_GCP;
+    if (s->nfiles == 1 && GDALGetMetadata(s->files[0].ds, "RPC")) return GSEG_GEOREF_RPC;
+    return s->wkt ? GSEG_GEOREF_GT : GSEG_GEOREF_NONE;
+}
+
 size_t gseg__scene_bytes_per_pixel(const gseg_scene *s)
 {
     size_t n = 0;

@@ -232,3 +232,23 @@ const char *gseg__space_hint(const char *path)
     /* "full": less room than a few blocks of a raster */
     return free_bytes >= 0 && free_bytes < (1 << 20) ? " (the disk is full)" : "";
 }
+
+gseg_status gseg__make_parent(const char *path)
+{
+    char *dir = gseg__strdup(CPLGetPath(path));
+    if (!dir) return GSEG_ERR_NOMEM;
+    gseg_status st = GSEG_OK;
+    VSIStatBufL sb;
+    size_t n = strlen(dir);
+    /* each prefix ending before a '/', then the whole folder */
+    for (size_t i = 1; i <= n && st == GSEG_OK; i++) {
+        if (i < n && dir[i] != '/') continue;
+        char c = dir[i];
+        dir[i] = '\0';
+        if (VSIStatL(dir, &sb) != 0 && VSIMkdir(dir, 0755) != 0 && VSIStatL(dir, &sb) != 0)
+            st = gseg__err(GSEG_ERR_IO, "%s: cannot create the folder %s", path, dir);
+        dir[i] = c;
+    }
+    free(dir);
+    return st;
+}
