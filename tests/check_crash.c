@@ -120,6 +120,8 @@ START_TEST(test_predict_killed_20_times)
         ck_assert_int_eq(tu_system("test \"$(ogrinfo -q -ro -sql 'SELECT COUNT(*) FROM glaciers' "
                                    "'%s')\" = \"$(ogrinfo -q -ro -sql 'SELECT COUNT(*) FROM "
                                    "glaciers' '%s')\"", path("out/m.gpkg"), path("ref.gpkg")), 0);
+        /* and removes the temporary files the killed run could not */
+        ck_assert_int_eq(tu_system("ls -a '%s' | grep -q gseg-tmp", path("out")), 1);
     }
     fprintf(stderr, "predict: %d of 20 runs killed before they finished\n", killed);
     ck_assert_int_ge(killed, 10);

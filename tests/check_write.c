@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #ifdef __linux__
 #include <poll.h>
 #include <sys/inotify.h>
@@ -240,6 +241,34 @@ START_TEST(test_atomicity)
     ck_gseg(gseg_writer_close(wr, NULL, NULL));
     ck_assert(!exists(aux));
     ck_assert_int_eq(tu_system("gdalinfo '%s' | grep -q 'Size is 10, 10'", out), 0);
+    /* Temporary files of a killed writer (SIGKILL: no cleanup) go when the
+     * output is next written; those of live writers and other hosts stay. */
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    *strchrnul(host, '.') = '\0';
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    const char *kept[] = {CPLSPrintf("%s/.m.gseg-tmp-%s-%ld-0.tif", dir, host, (long)getppid()),
+                          CPLSPrintf("%s/.m.gseg-tmp-otherhost-%ld-0.tif", dir, (long)dead),
+                          CPLSPrintf("%s/.n.gseg-tmp-%s-%ld-0.tif", dir, host, (long)dead)};
+    const char *gone[] = {CPLSPrintf("%s/.m.gseg-tmp-%s-%ld-3.tif", dir, host, (long)dead),
+                          CPLSPrintf("%s/.m.gseg-tmp-%s-%ld-3.tif.aux.xml", dir, host, (long)dead),
+                          CPLSPrintf("%s/.m.gseg-tmp-%s-%ld-3.qml", dir, host, (long)dead)};
+    char *names[6];
+    for (int i = 0; i < 6; i++) {
+        names[i] = CPLStrdup(i < 3 ? kept[i] : gone[i - 3]);
+        fp = fopen(names[i], "w");
+        ck_assert_ptr_nonnull(fp);
+        fclose(fp);
+    }
+    ck_gseg(gseg_writer_open(out, &p, &wr));
+    ck_gseg(gseg_writer_write_rows(wr, 0, 10, z));
+    ck_gseg(gseg_writer_close(wr, NULL, NULL));
+    for (int i = 0; i < 6; i++) {
+        ck_assert_msg(exists(names[i]) == (i < 3), "%s %s", names[i], i < 3 ? "removed" : "left");
+        CPLFree(names[i]);
+    }
     free(dir);
 }
 END_TEST

@@ -9,6 +9,13 @@
  *
  * Temporary paths are kept in a fixed table so gseg_remove_temp_files() can
  * unlink them from a signal handler without taking locks or allocating.
+ *
+ * A process killed with SIGKILL (a Slurm time limit, the OOM killer) cannot
+ * clean up. Temporary names hold the host and PID of their writer
+ * (".name.gseg-tmp-HOST-PID-N.ext"), so the next writer of the same output
+ * deletes those of processes of this host that no longer exist; temporary
+ * files of live processes and of other hosts (a shared cluster filesystem)
+ * are left alone.
  */
 #include "internal.h"
 
@@ -117,6 +124,41 @@ static int split_path(const char *path, char *dir, char *stem, char *ext, size_t
     return 1;
 }
 
+/* This host's name as it appears in temporary names: up to the first '.',
+ * characters other than [A-Za-z0-9_] replaced by '_'. */
+static void host_tag(char *out, size_t cap)
+{
+    char h[256] = "";
+    if (gethostname(h, sizeof h - 1) != 0 || !*h) snprintf(h, sizeof h, "localhost");
+    size_t i = 0;
+    for (; h[i] && h[i] != '.' && i + 1 < cap; i++) {
+        char c = h[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '_';
+        out[i] = ok ? c : '_';
+    }
+    out[i] = '\0';
+}
+
+/* Deletes the temporary files of final_path ("dir/.stem.gseg-tmp-HOST-PID-")
+ * left by dead processes of this host. */
+static void remove_stale(const char *dir, const char *stem, const char *host)
+{
+    char prefix[TMP_PATH_MAX + 320];
+    int pl = snprintf(prefix, sizeof prefix, ".%s.gseg-tmp-%s-", stem, host);
+    if (pl < 0 || (size_t)pl >= sizeof prefix) return;
+    char **entries = VSIReadDir(dir);
+    for (char **e = entries; e && *e; e++) {
+        if (strncmp(*e, prefix, (size_t)pl) != 0) continue;
+        char *end = NULL;
+        long pid = strtol(*e + pl, &end, 10);
+        if (end == *e + pl || *end != '-' || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to ask */
+        VSIUnlink(CPLFormFilename(dir, *e, NULL));
+    }
+    CSLDestroy(entries);
+}
+
 char *gseg__tmp_path(const char *final_path)
 {
     char dir[TMP_PATH_MAX], stem[TMP_PATH_MAX], ext[TMP_PATH_MAX];
@@ -127,9 +169,13 @@ char *gseg__tmp_path(const char *final_path)
     unsigned n = atomic_fetch_add(&tmp_counter, 1);
     const char *slash = strrchr(final_path, '/');
     int plen = slash ? (int)(slash - final_path + 1) : 0;
-    char *p = gseg__malloc(strlen(final_path) + 64, 1);
+    char host[64];
+    host_tag(host, sizeof host);
+    if (strncmp(final_path, "/vsi", 4) != 0) remove_stale(dir, stem, host);
+    char *p = gseg__malloc(strlen(final_path) + 128, 1);
     if (!p) return NULL;
-    sprintf(p, "%.*s.%s.gseg-tmp-%ld-%u%s", plen, final_path, stem, (long)getpid(), n, ext);
+    sprintf(p, "%.*s.%s.gseg-tmp-%s-%ld-%u%s", plen, final_path, stem, host, (long)getpid(), n,
+            ext);
     slot_register(p);
     return p;
 }
