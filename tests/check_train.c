@@ -171,7 +171,8 @@ START_TEST(test_training_learns_and_is_reproducible)
     snprintf(root, sizeof root, "%s", path("ds"));
     make_dataset(root, 3, 1, 128);
     snprintf(out1, sizeof out1, "%s", path("a.gseg"));
-    snprintf(out2, sizeof out2, "%s", path("b.gseg"));
+    /* in folders that do not exist yet: gseg-train creates them */
+    snprintf(out2, sizeof out2, "%s", path("new/sub/b.gseg"));
     gseg_train_params p = small_run(root, out1);
     p.metrics = path("a.jsonl");
     gseg_train_stats s1, s2;
@@ -218,7 +219,7 @@ START_TEST(test_training_learns_and_is_reproducible)
     ck_gseg(gseg_train(&p, NULL, NULL, &s2));
     gseg_model *a = NULL, *b = NULL;
     ck_gseg(gseg_model_open(path("a.last.gseg"), NULL, &a));
-    ck_gseg(gseg_model_open(path("b.last.gseg"), NULL, &b));
+    ck_gseg(gseg_model_open(path("new/sub/b.last.gseg"), NULL, &b));
     ck_gseg(gseg_model_export(a, path("a.safetensors")));
     ck_gseg(gseg_model_export(b, path("b.safetensors")));
     ck_assert_int_eq(tu_system("cmp -s %s %s", path("a.safetensors"), path("b.safetensors")), 0);
@@ -270,9 +271,15 @@ START_TEST(test_resume_continues_the_same_run)
     ck_assert_int_eq(tu_system("cmp -s %s %s", path("a.safetensors"), path("b.safetensors")), 0);
     gseg_model_free(ma);
     gseg_model_free(mb);
-    /* Nothing left to do: a clear refusal. */
+    /* Nothing left to do: --resume is refused clearly; --resume-or-start
+     * (a requeued job) finds the run complete, with the same weights. */
     ck_assert_int_eq(gseg_train(&p, NULL, NULL, NULL), GSEG_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(gseg_last_error(), "nothing to resume"));
+    gseg_train_stats again;
+    p.resume = 2;
+    ck_gseg(gseg_train(&p, NULL, NULL, &again));
+    ck_assert_int_eq(again.steps, 20);
+    ck_assert_uint_eq(again.digest, s.digest);
 }
 END_TEST
 

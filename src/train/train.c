@@ -629,6 +629,8 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
     if (st == GSEG_OK && rank == 0) {
         metrics_path = p->metrics ? gseg__strdup(p->metrics) : sibling(p->output, ".metrics.csv");
         if (!metrics_path) st = GSEG_ERR_NOMEM;
+        if (st == GSEG_OK) st = gseg__make_parent(p->output);
+        if (st == GSEG_OK) st = gseg__make_parent(metrics_path);
     }
     int jsonl = 0;
     if (st == GSEG_OK && rank == 0) {
@@ -647,9 +649,18 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
     long step = rs.steps, step0 = rs.steps;
     int timed_out = 0;
     double cur_lr = p->lr;
-    if (st == GSEG_OK && step >= total)
-        st = gseg__err(GSEG_ERR_ARG, "%s: already at step %ld of %ld; nothing to resume", last_path,
-                       step, total);
+    S.epochs = (int)(step / steps_per_epoch);
+    if (st == GSEG_OK && step >= total) {
+        /* Killed after its last checkpoint: the models are written (the best
+         * before the last). --resume-or-start, as a requeued job runs it,
+         * finds the run complete; an explicit --resume has nothing to do. */
+        if (p->resume == 1)
+            st = gseg__err(GSEG_ERR_ARG, "%s: already at step %ld of %ld; nothing to resume",
+                           last_path, step, total);
+        else if (progress)
+            progress(1.0, CPLSPrintf("%s: already at step %ld of %ld: the run is complete",
+                                     last_path, step, total), user);
+    }
     for (int ep = (int)(step / steps_per_epoch) + 1; ep <= epochs && st == GSEG_OK; ep++) {
         int nloss = 0;
         loss_sum = 0;
