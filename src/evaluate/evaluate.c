@@ -445,6 +445,7 @@ int gseg_evaluate_tool_main(int argc, char **argv)
     } else if (st == GSEG_OK) {
         VSIMkdirRecursive(keep, 0755);
     }
+    int scene_failed = 0;
     evres *res = st == GSEG_OK ? gseg__calloc((size_t)d.n + 1, sizeof *res) : NULL;
     if (st == GSEG_OK && !res) st = GSEG_ERR_NOMEM;
     evres *all = res ? &res[d.n] : NULL;
@@ -468,6 +469,7 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         if (!quiet) fprintf(stderr, "%s\n", d.scenes[i].image);
         st = gseg_predict(&q, NULL, NULL, NULL);
         if (st == GSEG_OK) st = compare(out, d.scenes[i].mask, d.scenes[i].image, K, r);
+        scene_failed = st != GSEG_OK;
         if (!keep) {
             VSIUnlink(out);
             VSIUnlink(CPLSPrintf("%s.aux.xml", out));
@@ -482,7 +484,9 @@ int gseg_evaluate_tool_main(int argc, char **argv)
     if (*tmpdir) rmdir(tmpdir);
     if (st != GSEG_OK) {
         fprintf(stderr, "gseg-evaluate: %s\n", gseg_last_error());
-        rc = st == GSEG_ERR_ARG ? 2 : 1;
+        /* a scene that cannot be used (wrong bands, say) is a failure like
+         * in gseg-predict (1), not a usage error (2) */
+        rc = st == GSEG_ERR_ARG && !scene_failed ? 2 : 1;
     } else {
         printf("Model: %s\nData: %s (%d scenes)\n\n", model, data, d.n);
         printf("%-24s %10s %6s %6s %6s %6s %6s %6s %9s %9s %8s\n", "scene", "pixels", "acc", "mIoU",
