@@ -22,7 +22,7 @@ PRECISIONS=${PRECISIONS:-"fp32 bf16"}
 work=${GSEG_BENCH_DIR:-bench/work}
 mkdir -p "$work"
 [ -d "$build" ] || meson setup "$build" >/dev/null
-meson compile -C "$build" bench_model gseg-import >/dev/null
+meson compile -C "$build" bench_model gseg-import cpu_peak >/dev/null
 
 py=/usr/bin/python3
 w="$work/unet_r50_6b.safetensors"
@@ -35,9 +35,17 @@ native_bf16=$(grep -qw avx512_bf16 /proc/cpuinfo || grep -qw amx_bf16 /proc/cpui
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); native bf16: $native_bf16"
 echo "resnet50 U-Net, 6 bands, batch $BATCH, threads $THREADS; best of $ROUNDS alternating rounds of $ITERS timed iterations (after 2 warm-up)"
 echo
-echo "| tile | precision | gseg tiles/s | gseg Mpx/s | gseg GFLOP/s | Python Mpx/s | gseg / Python |"
-echo "|---|---|---|---|---|---|---|"
 field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
+# The CPU's own peaks on the same threads (bench/cpu_peak): how close to the
+# machine each side runs, and the most bf16 can gain over fp32 here.
+peak=$("$build/bench/cpu_peak" --threads "$THREADS" --seconds 3)
+peak_fp32=$(echo "$peak" | field fp32_gflop_s)
+peak_bf16=$(echo "$peak" | field bf16_gflop_s)
+echo "CPU peak on $THREADS threads: fp32 FMA $peak_fp32 GFLOP/s, bf16 dot products $peak_bf16 GFLOP/s" \
+     "(bf16 / fp32 $(echo "$peak" | field bf16_over_fp32)x)"
+echo
+echo "| tile | precision | gseg tiles/s | gseg Mpx/s | gseg GFLOP/s (% of peak) | Python Mpx/s (% of peak) | gseg / Python |"
+echo "|---|---|---|---|---|---|---|"
 for tile in $TILES; do
     for prec in $PRECISIONS; do
         if [ "$prec" = bf16 ] && [ "$native_bf16" = no ]; then
@@ -61,7 +69,11 @@ for tile in $TILES; do
             r=$((r + 1))
         done
         ratio=$(awk -v a="$gm" -v b="$pm" 'BEGIN { printf "%.2f", a / b }')
-        echo "| $tile | $prec | $gt | $gm | $gf | $pm | ${ratio}x |"
+        eval "pk=\$peak_$prec"
+        gpc=$(awk -v f="$gf" -v p="$pk" 'BEGIN { printf "%.0f", (p > 0 ? 100 * f / p : 0) }')
+        ppc=$(awk -v f="$gf" -v a="$gm" -v b="$pm" -v p="$pk" \
+            'BEGIN { printf "%.0f", (p > 0 && a > 0 ? 100 * f * b / a / p : 0) }')
+        echo "| $tile | $prec | $gt | $gm | $gf ($gpc %) | $pm ($ppc %) | ${ratio}x |"
         eval "mpx_${tile}_${prec}=$gm"
     done
 done

@@ -80,7 +80,7 @@ py=/usr/bin/python3
 bin=$build/src/tools
 [ -d "$build" ] || meson setup "$build" >/dev/null
 meson compile -C "$build" gseg-predict gseg-synth gseg-import gseg-export gseg-info \
-    bench_model >/dev/null
+    bench_model cpu_peak >/dev/null
 if ! "$bin/gseg-predict" --help | grep -q -- --summary ||
    ! "$bin/gseg-predict" --help | grep -q -- --batch; then
     echo "predict_pipeline.sh: this gseg-predict has no --batch/--summary" >&2
@@ -201,6 +201,8 @@ model_only() { # model_only NAME PRECISION
 
 rm -f "$runs"/*
 cat "$scene" >/dev/null # the first run should not pay for a cold page cache
+# The CPU's fp32 and bf16 peaks on THREADS threads, before and after the runs.
+"$build/bench/cpu_peak" --threads "$THREADS" --seconds 3 >"$runs/peak_1.json"
 for p in $precs; do
     r=1
     while [ $r -le "$ROUNDS" ]; do
@@ -211,6 +213,7 @@ for p in $precs; do
         r=$((r + 1))
     done
 done
+"$build/bench/cpu_peak" --threads "$THREADS" --seconds 3 >"$runs/peak_2.json"
 big_prec=""
 if [ "$BIG" = 1 ]; then
     big_prec=${precs# }
@@ -352,6 +355,31 @@ if "fp32" in precs and "bf16" in precs:
               f"{share(masks[(w, 'fp32')]):.2f} / {share(masks[(w, 'bf16')]):.2f} | {goal} |")
     print(f"| bench_model | {mo['fp32']:.3f} | {mo['bf16']:.3f} | {mo['bf16'] / mo['fp32']:.2f}x | | | |")
     print()
+peaks = [json.load(open(os.path.join(runs, f"peak_{i}.json"))) for i in (1, 2)]
+peak = {"fp32": max(x["fp32_gflop_s"] for x in peaks), "bf16": max(x["bf16_gflop_s"] for x in peaks)}
+print("### (e) against the CPU's peak (bench/cpu_peak: FMA / VDPBF16PS loops on the same threads)")
+print()
+print(f"Peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s "
+      f"(bf16 / fp32 {peak['bf16'] / peak['fp32']:.2f}x). The network's FLOPs at the CPU's peak are")
+print("the fastest any implementation can run this job; the Python peer's time over that bounds")
+print("the speed ratio (b) can reach on this machine.")
+print()
+print("| precision | bench_model GFLOP/s (% of peak) | gseg-predict GFLOP/s (% of peak) | "
+      "Python peer GFLOP/s (% of peak) | network alone at peak, s | bound on (b) |")
+print("|---|---|---|---|---|---|")
+for p in precs:
+    if not peak.get(p):
+        continue
+    mj = max((load(f"model_{p}_r{r}")[0] for r in range(1, rounds + 1)), key=lambda j: j["mpx_per_s"])
+    gflop_per_mpx = mj["gflop_s"] / mj["mpx_per_s"]
+    gf = g[p]["tile_mpx"] * gflop_per_mpx
+    scene_gflop = g[p]["tile_mpx"] * g[p]["seconds"] * gflop_per_mpx
+    pf = scene_gflop / q[p]["seconds"]
+    at_peak = scene_gflop / peak[p]
+    print(f"| {p} | {mj['gflop_s']:.0f} ({100 * mj['gflop_s'] / peak[p]:.0f} %) | {gf:.0f} "
+          f"({100 * gf / peak[p]:.0f} %) | {pf:.0f} ({100 * pf / peak[p]:.0f} %) | {at_peak:.1f} | "
+          f"{q[p]['seconds'] / at_peak:.2f}x |")
+print()
 print("### Masks: the Python peer against gseg-predict (fp32: > 99.9 % expected)")
 print()
 print("| precision | agreement | nodata mismatches | valid pixels | glacier % gseg / Python | check |")
