@@ -445,6 +445,7 @@ struct gseg__net {
     bool channels_last = false; /* training layout of weights and inputs */
     int tta = 0;                /* 1: mean over 4 flips at inference */
     bool released = false;      /* unfolded weights freed: inference only */
+    bool release_on_fold = false; /* free each unfolded layer as it is folded */
 };
 
 namespace {
@@ -472,6 +473,21 @@ gseg_status fail(gseg_status s, const char *what, const char *msg)
         return fail(GSEG_ERR_INTERNAL, where, "unknown C++ exception");          \
     }
 
+/* Frees a layer's unfolded weights (they are aliased in net->tensors, so
+ * the storage goes). */
+void release_layer(ConvBn *cb)
+{
+    Tensor none = torch::empty({0});
+    cb->c->weight.set_data(none);
+    cb->bn->weight.set_data(none);
+    cb->bn->bias.set_data(none);
+    cb->bn->running_mean.set_data(none);
+    cb->bn->running_var.set_data(none);
+}
+
+/* Folds every BatchNorm into its convolution. With release_on_fold each
+ * layer's unfolded weights go as soon as it is folded, so the two copies of
+ * the network never coexist (peak memory: one copy plus one layer). */
 void fold_all(gseg__net *net)
 {
     torch::NoGradGuard ng;
@@ -483,8 +499,10 @@ void fold_all(gseg__net *net)
         Tensor b = bn->bias - bn->running_mean * scale;
         cb->w = w.to(net->dtype).contiguous(mf);
         cb->b = b.to(net->dtype);
+        if (net->release_on_fold) release_layer(cb);
     }
     net->folded_valid = true;
+    if (net->release_on_fold) net->released = true;
 }
 
 /* After gseg__net_release_unfolded only the folded inference runs. */
@@ -856,16 +874,14 @@ void gseg__net_set_tta(gseg__net *net, int tta) { net->tta = tta; }
 
 gseg_status gseg__net_release_unfolded(gseg__net *net)
 try {
-    if (net->released || !net->prepared || !net->fold || !net->folded_valid) return GSEG_OK;
-    torch::NoGradGuard ng;
-    Tensor none = torch::empty({0});
-    for (ConvBn *cb : net->model->conv_bns()) {
-        cb->c->weight.set_data(none);
-        cb->bn->weight.set_data(none);
-        cb->bn->bias.set_data(none);
-        cb->bn->running_mean.set_data(none);
-        cb->bn->running_var.set_data(none);
+    if (net->released) return GSEG_OK;
+    if (!net->prepared) { /* at the fold, layer by layer */
+        net->release_on_fold = true;
+        return GSEG_OK;
     }
+    if (!net->fold || !net->folded_valid) return GSEG_OK;
+    torch::NoGradGuard ng;
+    for (ConvBn *cb : net->model->conv_bns()) release_layer(cb);
     net->released = true;
     return GSEG_OK;
 }

@@ -96,7 +96,9 @@ void gseg__net_set_tta(gseg__net *net, int tta);
  * and BatchNorm tensors before folding), once prepared with fold_bn. The net
  * can then only run gseg__net_forward with those settings: reading, setting,
  * preparing again and training fail. Saves a copy of the weights' memory in
- * prediction runs. No-op when not prepared with folding. */
+ * prediction runs. Called before gseg__net_prepare, it frees each layer as
+ * prepare folds it, so the two copies never coexist. No-op when prepared
+ * without folding. */
 gseg_status gseg__net_release_unfolded(gseg__net *net);
 
 /* Encoder feature `level` (1..5: stem, layer1..layer4) for a batch, as

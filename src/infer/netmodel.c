@@ -99,6 +99,8 @@ static gseg_status ensure_prepared(gseg_model *m)
 {
     netimpl *ni = m->impl;
     if (ni->prepared) return GSEG_OK;
+    /* inference only: the unfolded weights go layer by layer as they fold */
+    if (ni->inference_only) gseg__net_release_unfolded(ni->net);
     gseg_status st = gseg__net_prepare(ni->net, ni->device, ni->opt.precision, ni->opt.threads,
                                        ni->opt.fold_bn);
     if (st == GSEG_OK) ni->prepared = 1;
@@ -1034,6 +1036,13 @@ gseg_status gseg_model_set_provenance(gseg_model *m, const char *json)
 gseg__net *gseg__netmodel_net(gseg_model *m)
 {
     return m && m->vt == &net_vt ? ((netimpl *)m->impl)->net : NULL;
+}
+
+gseg_precision gseg__model_precision_used(const gseg_model *m)
+{
+    if (!m || m->vt != &net_vt) return GSEG_PRECISION_AUTO;
+    const netimpl *ni = m->impl;
+    return ni->prepared ? gseg__net_precision(ni->net) : GSEG_PRECISION_AUTO;
 }
 
 /* Class names and colours for writing masks. */
