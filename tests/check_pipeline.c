@@ -418,6 +418,16 @@ START_TEST(test_threads_batch_readers_bit_identical)
         fprintf(stderr, "%s: threads/batch/readers 1/1/1, 2/3/2, 2/4/3: bit-identical\n",
                 precs[p]);
     }
+    /* --precision auto (the default) is bf16 on CPUs with native bf16, fp32
+     * elsewhere; the summary names what ran, not "auto" */
+    const char *used = gseg__cpu_has_bf16() ? "bf16" : "fp32";
+    ck_assert_int_eq(tu_system("%s -q --model %s --image_path %s -o %s --tile 128 --overlap 32 "
+                               "--threads 2 --summary %s", tool, model, scene, path("m_auto.tif"),
+                               path("auto.json")), 0);
+    assert_same_mask(path(CPLSPrintf("m_%s_0.tif", used)), path("m_auto.tif"));
+    gseg__json *j = read_json(path("auto.json"));
+    ck_assert_str_eq(jstr(j, "precision"), used);
+    gseg__json_free(j);
 }
 END_TEST
 

@@ -106,6 +106,9 @@ void gseg__model_norm(const gseg_model *m, int band, double *mean, double *sd);
 struct gseg__net;
 /* The shim network behind a network model, NULL for other models. */
 struct gseg__net *gseg__netmodel_net(gseg_model *m);
+/* The precision a network model runs in once it has run (AUTO resolved);
+ * GSEG_PRECISION_AUTO before that and for other models. */
+gseg_precision gseg__model_precision_used(const gseg_model *m);
 
 
 

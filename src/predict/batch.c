@@ -245,6 +245,9 @@ static gseg_status write_summary(const gseg__batch *b, const char *model, scene_
     const unsigned char (*rgba)[4] = NULL;
     static const char *const binary[] = {"background", "glacier"};
     int ncls = gseg__model_classes(m, &cnames, &rgba);
+    /* what the network ran in, not what was asked ("auto") */
+    gseg_precision used = gseg__model_precision_used(m);
+    if (used == GSEG_PRECISION_AUTO) used = b->p.model_options.precision;
     if (ncls == 0) {
         ncls = 2;
         cnames = binary;
@@ -275,7 +278,7 @@ static gseg_status write_summary(const gseg__batch *b, const char *model, scene_
     gseg__sbuf_appendf(&s, ", \"precision\": \"%s\", \"shard\": [%d, %d], "
                            "\"scenes_total\": %d, \"scenes_ok\": %d, \"scenes_skipped\": %d, "
                            "\"scenes_failed\": %d, \"pixels\": %lld, \"tile_pixels\": %lld",
-                       gseg_precision_str(b->p.model_options.precision), k, nshards, n, nok,
+                       gseg_precision_str(used), k, nshards, n, nok,
                        nskip, nfail, px, tpx);
     jnum(&s, "glacier_km2", km2);
     jnum(&s, "seconds", seconds);
