@@ -295,6 +295,12 @@ START_TEST(test_evaluate_matches_sklearn)
     ck_assert_int_eq(tu_system("grep -q 'scene_001.tif' %s", path("ev.txt")), 0);
     ck_assert_int_eq(tu_system("/usr/bin/python3 %s/eval_peer.py %s %s %s/masks",
                                tu_src("tests/peers"), path("ev.json"), path("pred"), data), 0);
+    /* --json -: stdout is the JSON alone, the same report */
+    ck_assert_int_eq(tu_system("%s --model ndsi:green=green,swir=swir1 --data %s -q --json - "
+                               "2>/dev/null | /usr/bin/python3 -c 'import json, sys; "
+                               "a = json.load(sys.stdin); b = json.load(open(sys.argv[1])); "
+                               "sys.exit(a != b)' %s", tu_build("src/tools/gseg-evaluate"), data,
+                               path("ev.json")), 0);
     /* A model that does not exist: exit 1, one line. */
     ck_assert_int_eq(tu_system("%s --model %s --data %s -q 2>/dev/null",
                                tu_build("src/tools/gseg-evaluate"), path("none.gseg"), data), 1);

@@ -353,8 +353,8 @@ static const char usage[] =
     "                      burnt onto each scene's grid instead of masks; PATH may\n"
     "                      then be a plain folder of scenes\n"
     "  --label-field NAME  integer attribute holding the class (default: all 1)\n"
-    "  --json FILE         also write the report as JSON ('-': to stdout, after\n"
-    "                      the table)\n"
+    "  --json FILE         also write the report as JSON ('-': to stdout, and the\n"
+    "                      table to stderr)\n"
     "  --save-masks DIR    keep the predicted masks there\n"
     "  --tile N, --overlap N, --threshold T, --device DEV, --precision P,\n"
     "  --threads N         as in gseg-predict\n"
@@ -488,11 +488,14 @@ int gseg_evaluate_tool_main(int argc, char **argv)
          * in gseg-predict (1), not a usage error (2) */
         rc = st == GSEG_ERR_ARG && !scene_failed ? 2 : 1;
     } else {
-        printf("Model: %s\nData: %s (%d scenes)\n\n", model, data, d.n);
-        printf("%-24s %10s %6s %6s %6s %6s %6s %6s %9s %9s %8s\n", "scene", "pixels", "acc", "mIoU",
-               "IoU1", "F1_1", "prec1", "rec1", "km2 pred", "km2 true", "bdist m");
-        printf("(class 1 = %s; bdist = mean boundary distance)\n", cls[1]);
-        for (int i = 0; i <= d.n; i++) text_res(stdout, &res[i]);
+        /* with --json -, stdout is the JSON alone (for jq); the table goes
+         * to stderr, as gseg-predict --summary - does with its lines */
+        FILE *t = json && !strcmp(json, "-") ? stderr : stdout;
+        fprintf(t, "Model: %s\nData: %s (%d scenes)\n\n", model, data, d.n);
+        fprintf(t, "%-24s %10s %6s %6s %6s %6s %6s %6s %9s %9s %8s\n", "scene", "pixels", "acc",
+                "mIoU", "IoU1", "F1_1", "prec1", "rec1", "km2 pred", "km2 true", "bdist m");
+        fprintf(t, "(class 1 = %s; bdist = mean boundary distance)\n", cls[1]);
+        for (int i = 0; i <= d.n; i++) text_res(t, &res[i]);
         if (json) {
             FILE *f = strcmp(json, "-") ? fopen(json, "w") : stdout;
             if (!f) {
