@@ -22,7 +22,7 @@ native=$(grep -qw avx512_bf16 /proc/cpuinfo || grep -qw amx_bf16 /proc/cpuinfo &
 PRECISION=${PRECISION:-$native}
 work=${GSEG_BENCH_DIR:-bench/work}/train-speed
 mkdir -p "$work"
-meson compile -C "$build" gseg-train >/dev/null
+meson compile -C "$build" gseg-train bench_model cpu_peak >/dev/null
 best_g=0 best_p=0 best_c=0 wait=""
 r=0
 while [ $r -lt "$ROUNDS" ]; do
@@ -45,9 +45,21 @@ while [ $r -lt "$ROUNDS" ]; do
     best_c=$(awk -v a="$pc" -v b="$best_c" 'BEGIN { print (a > b ? a : b) }')
     r=$((r + 1))
 done
+# Against the CPU's peak: a training step is about 3 forward passes of
+# FLOPs (forward, then gradients of inputs and of weights); the forward
+# FLOPs of one tile come from bench_model on the model just trained.
+peak=$("$build/bench/cpu_peak" --threads "$THREADS" --seconds 3 |
+    sed -n "s/.*\"${PRECISION}_gflop_s\": \([0-9.]*\).*/\1/p")
+fwd=$("$build/bench/bench_model" "$work/m.gseg" --tile "$TILE" --batch 1 --threads "$THREADS" \
+    --precision fp32 --iters 1 --warmup 0 |
+    awk '{ match($0, /"gflop_s": [0-9.]+/); g = substr($0, RSTART + 11, RLENGTH - 11);
+           match($0, /"tiles_per_s": [0-9.]+/); t = substr($0, RSTART + 15, RLENGTH - 15);
+           printf "%.3f", g / t }')
+pct() { awk -v s="$1" -v f="$fwd" -v p="$peak" 'BEGIN { printf "%.0f", (p > 0 ? 100 * 3 * f * s / p : 0) }'; }
 echo "$BACKBONE, tile $TILE, batch $BATCH, $THREADS threads, $PRECISION, $STEPS steps, best of $ROUNDS:"
-echo "  gseg-train        $best_g samples/s (second epoch: data, steps, a checkpoint; waiting for data $wait %)"
-echo "  Python NCHW       $best_p samples/s (fixed batch, no data loading; PyTorch's default layout)"
-echo "  Python chan.-last $best_c samples/s (the same, channels-last)"
+echo "  gseg-train        $best_g samples/s, $(pct "$best_g") % of the CPU's $PRECISION peak (second epoch: data, steps, a checkpoint; waiting for data $wait %)"
+echo "  Python NCHW       $best_p samples/s, $(pct "$best_p") % of peak (fixed batch, no data loading; PyTorch's default layout)"
+echo "  Python chan.-last $best_c samples/s, $(pct "$best_c") % of peak (the same, channels-last)"
+echo "  ($fwd GFLOP per forward pass of a tile, x 3 per training sample; peak $peak GFLOP/s from bench/cpu_peak)"
 echo "  ratio $(awk -v a="$best_g" -v b="$best_p" 'BEGIN { printf "%.2f", a / b }')x over the default loop," \
      "$(awk -v a="$best_g" -v b="$best_c" 'BEGIN { printf "%.2f", a / b }')x over channels-last"
