@@ -106,6 +106,13 @@ void gseg__model_norm(const gseg_model *m, int band, double *mean, double *sd);
 struct gseg__net;
 /* The shim network behind a network model, NULL for other models. */
 struct gseg__net *gseg__netmodel_net(gseg_model *m);
+/* A network model's file contents copied at one moment (weights and
+ * metadata, provenance included), to write later from any thread: training
+ * takes one per checkpoint and writes it while the next steps run. */
+typedef struct gseg__model_image gseg__model_image;
+gseg_status gseg__model_image_take(gseg_model *m, gseg__model_image **out);
+gseg_status gseg__model_image_write(const gseg__model_image *img, const char *path);
+void gseg__model_image_free(gseg__model_image *img);
 /* The precision a network model runs in once it has run (AUTO resolved);
  * GSEG_PRECISION_AUTO before that and for other models. */
 gseg_precision gseg__model_precision_used(const gseg_model *m);

@@ -36,6 +36,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <ostream>
+#include <streambuf>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -510,6 +512,15 @@ void check_not_released(const gseg__net *net)
 {
     TORCH_CHECK(!net->released, "the model's weights were released after preparing it for "
                                 "inference only");
+}
+
+/* Drops the gradients instead of zeroing them (PyTorch's
+ * zero_grad(set_to_none=True), its default since 2.0): no pass to clear
+ * them, and the next backward hands its gradients over instead of adding
+ * them into zeros. The optimiser skips parameters without one. */
+void clear_grads(gseg__net *net)
+{
+    for (auto &p : net->model->parameters()) p.mutable_grad().reset();
 }
 
 void drop_folded(gseg__net *net)
@@ -1072,7 +1083,7 @@ try {
         average_grads(net, flag);
     }
     net->opt->step();
-    net->opt->zero_grad();
+    clear_grads(net);
     if (dp) {
         /* Rank 0's BatchNorm statistics everywhere, as DDP's
          * broadcast_buffers does, so every rank holds the same model. */
@@ -1091,24 +1102,51 @@ gseg_status gseg__net_train_step(gseg__net *net, const float *in, int n, int c, 
     return st == GSEG_OK ? gseg__net_train_apply(net, NULL) : st;
 }
 
-gseg_status gseg__net_opt_save(gseg__net *net, const char *path)
+namespace {
+/* An output stream buffer growing one malloc'd block, handed over to C
+ * without a copy (an ostringstream would hold the bytes twice more). */
+struct MallocBuf final : std::streambuf {
+    char *p = nullptr;
+    size_t n = 0, cap = 0;
+    ~MallocBuf() override { free(p); }
+    std::streamsize xsputn(const char *s, std::streamsize k) override
+    {
+        size_t need = n + (size_t)k;
+        if (need > cap) {
+            size_t c = std::max(need, cap + cap / 2 + ((size_t)1 << 20));
+            auto *q = static_cast<char *>(realloc(p, c));
+            if (!q) return 0;
+            p = q;
+            cap = c;
+        }
+        std::memcpy(p + n, s, (size_t)k);
+        n = need;
+        return k;
+    }
+    int_type overflow(int_type c) override
+    {
+        if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+        char ch = traits_type::to_char_type(c);
+        return xsputn(&ch, 1) == 1 ? c : traits_type::eof();
+    }
+};
+} // namespace
+
+gseg_status gseg__net_opt_image(gseg__net *net, void **data, size_t *size)
 try {
+    *data = nullptr;
+    *size = 0;
     TORCH_CHECK(net->opt, "no optimiser (call train_setup first)");
-    char *tmp = gseg__tmp_path(path);
-    if (!tmp) return GSEG_ERR_NOMEM;
-    try {
-        torch::save(*net->opt, tmp);
-    }
-    catch (...) {
-        gseg__discard(tmp);
-        free(tmp);
-        throw;
-    }
-    gseg_status st = gseg__commit(tmp, path);
-    free(tmp);
-    return st;
+    MallocBuf buf;
+    std::ostream os(&buf);
+    torch::save(*net->opt, os);
+    if (!os) return gseg__err(GSEG_ERR_NOMEM, "out of memory serialising the optimiser state");
+    *data = buf.p;
+    *size = buf.n;
+    buf.p = nullptr;
+    return GSEG_OK;
 }
-SHIM_CATCH("writing the optimiser state")
+SHIM_CATCH("serialising the optimiser state")
 
 gseg_status gseg__net_opt_load(gseg__net *net, const char *path)
 try {

@@ -144,11 +144,12 @@ gseg_status gseg__net_train_step(gseg__net *net, const float *in, int n, int c,
                                  int h, int w, const float *target,
                                  const uint8_t *valid, double *loss);
 
-/* The optimiser's state (AdamW moments and step counts) to and from a
- * local file, in libtorch's own archive format (torch::save/torch::load),
- * so that a resumed training continues exactly. The file is written to a
- * temporary name and renamed. */
-gseg_status gseg__net_opt_save(gseg__net *net, const char *path);
+/* The optimiser's state (AdamW moments and step counts) in libtorch's own
+ * archive format (torch::save/torch::load), so that a resumed training
+ * continues exactly. gseg__net_opt_image serialises it into a malloc'd
+ * buffer (the caller frees), on the training thread, for any thread to
+ * write (gseg__write_file_atomic); gseg__net_opt_load reads such a file. */
+gseg_status gseg__net_opt_image(gseg__net *net, void **data, size_t *size);
 gseg_status gseg__net_opt_load(gseg__net *net, const char *path);
 
 /* The libtorch this gseg was built against: major * 100 + minor (113). */

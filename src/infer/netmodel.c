@@ -739,40 +739,81 @@ static gseg_status meta_json(const gseg_model *m, int pretty, char **out)
 }
 
 /* Writes the state dict (and, if with_meta, gseg's metadata) atomically. */
-static gseg_status write_file(gseg_model *m, const char *path, int with_meta)
+/* A model file's contents taken at one moment: the safetensors writer and
+ * the tensor copies it points to. */
+struct gseg__model_image {
+    gseg__st_writer *w;
+    void **bufs;
+    int n;
+    char *meta;
+};
+
+void gseg__model_image_free(gseg__model_image *img)
 {
+    if (!img) return;
+    gseg__st_writer_free(img->w);
+    for (int i = 0; img->bufs && i < img->n; i++) free(img->bufs[i]);
+    free(img->bufs);
+    free(img->meta);
+    free(img);
+}
+
+static gseg_status image_take(gseg_model *m, int with_meta, gseg__model_image **out)
+{
+    *out = NULL;
     if (!m || m->vt != &net_vt)
         return gseg__err(GSEG_ERR_ARG, "only network models can be saved");
-    if (!path || !*path) return gseg__err(GSEG_ERR_ARG, "no output path given");
     netimpl *ni = m->impl;
-    int n = gseg__net_tensor_count(ni->net);
-    void **bufs = gseg__calloc((size_t)n, sizeof *bufs);
-    gseg__st_writer *w = gseg__st_writer_new();
-    char *meta = NULL;
-    gseg_status st = bufs && w ? GSEG_OK : GSEG_ERR_NOMEM;
-    if (st == GSEG_OK) st = gseg__st_writer_meta(w, "format", "pt");
-    if (st == GSEG_OK && with_meta) st = meta_json(m, 0, &meta);
-    if (st == GSEG_OK && with_meta) st = gseg__st_writer_meta(w, "gseg", meta);
-    for (int i = 0; i < n && st == GSEG_OK; i++) {
+    gseg__model_image *img = gseg__calloc(1, sizeof *img);
+    if (!img) return GSEG_ERR_NOMEM;
+    img->n = gseg__net_tensor_count(ni->net);
+    img->bufs = gseg__calloc((size_t)img->n, sizeof *img->bufs);
+    img->w = gseg__st_writer_new();
+    gseg_status st = img->bufs && img->w ? GSEG_OK : GSEG_ERR_NOMEM;
+    if (st == GSEG_OK) st = gseg__st_writer_meta(img->w, "format", "pt");
+    if (st == GSEG_OK && with_meta) st = meta_json(m, 0, &img->meta);
+    if (st == GSEG_OK && with_meta) st = gseg__st_writer_meta(img->w, "gseg", img->meta);
+    for (int i = 0; i < img->n && st == GSEG_OK; i++) {
         int is_int = gseg__net_tensor_is_int(ni->net, i);
         int64_t numel = gseg__net_tensor_numel(ni->net, i), shape[GSEG__ST_MAX_DIMS];
         int nd = gseg__net_tensor_ndim(ni->net, i);
         for (int d = 0; d < nd; d++) shape[d] = gseg__net_tensor_dim(ni->net, i, d);
-        bufs[i] = gseg__malloc(numel ? (size_t)numel : 1, is_int ? 8 : 4);
-        if (!bufs[i]) {
+        img->bufs[i] = gseg__malloc(numel ? (size_t)numel : 1, is_int ? 8 : 4);
+        if (!img->bufs[i]) {
             st = GSEG_ERR_NOMEM;
             break;
         }
-        st = gseg__net_tensor_get(ni->net, i, bufs[i], numel);
+        st = gseg__net_tensor_get(ni->net, i, img->bufs[i], numel);
         if (st == GSEG_OK)
-            st = gseg__st_writer_add(w, gseg__net_tensor_name(ni->net, i),
-                                     is_int ? GSEG__ST_I64 : GSEG__ST_F32, nd, shape, bufs[i]);
+            st = gseg__st_writer_add(img->w, gseg__net_tensor_name(ni->net, i),
+                                     is_int ? GSEG__ST_I64 : GSEG__ST_F32, nd, shape, img->bufs[i]);
     }
-    if (st == GSEG_OK) st = gseg__st_writer_write(w, path);
-    gseg__st_writer_free(w);
-    for (int i = 0; bufs && i < n; i++) free(bufs[i]);
-    free(bufs);
-    free(meta);
+    if (st != GSEG_OK) {
+        gseg__model_image_free(img);
+        return st;
+    }
+    *out = img;
+    return GSEG_OK;
+}
+
+gseg_status gseg__model_image_take(gseg_model *m, gseg__model_image **out)
+{
+    return image_take(m, 1, out);
+}
+
+gseg_status gseg__model_image_write(const gseg__model_image *img, const char *path)
+{
+    if (!path || !*path) return gseg__err(GSEG_ERR_ARG, "no output path given");
+    return gseg__st_writer_write(img->w, path);
+}
+
+static gseg_status write_file(gseg_model *m, const char *path, int with_meta)
+{
+    if (!path || !*path) return gseg__err(GSEG_ERR_ARG, "no output path given");
+    gseg__model_image *img = NULL;
+    gseg_status st = image_take(m, with_meta, &img);
+    if (st == GSEG_OK) st = gseg__model_image_write(img, path);
+    gseg__model_image_free(img);
     return st;
 }
 

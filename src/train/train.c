@@ -356,36 +356,102 @@ static char *sibling(const char *out, const char *suffix)
     return s;
 }
 
-/* Writes the checkpoint: best (if best_path), then the optimiser state
- * (state_name, beside last_path), then last_path naming it; older state
- * files are removed after, so a crash anywhere leaves a consistent pair. */
-static gseg_status save_checkpoint(gseg_model *m, gseg__net *net, const char *prov,
-                                   const char *best_path, const char *last_path,
-                                   const char *state_name)
+/* Checkpoints are written by a thread of their own while training goes
+ * on. The training thread copies the weights (with their provenance) and
+ * the optimiser state, a fraction of a second; the writer then writes best
+ * (if improved), the optimiser state (state_name, beside last_path), and
+ * last_path naming it, each atomically, and removes older state files: a
+ * crash anywhere leaves a consistent pair. One checkpoint is in flight at a
+ * time; the next one, and the end of the run, wait for it, and a failed
+ * write ends the training with its message. */
+typedef struct ckpt {
+    pthread_t th;
+    int running;
+    gseg__model_image *img;
+    void *state;
+    size_t state_n;
+    char *best_path, *last_path, *state_path;
+    gseg_status st;
+    char msg[1024];
+} ckpt;
+
+static void ckpt_release(ckpt *c)
 {
-    char dir[2048];
-    snprintf(dir, sizeof dir, "%s", CPLGetPath(last_path));
-    char *state_path = gseg__strdup(CPLFormFilename(dir, state_name, NULL));
-    gseg_status st = state_path ? gseg_model_set_provenance(m, prov) : GSEG_ERR_NOMEM;
-    if (st == GSEG_OK && best_path) st = gseg_model_save(m, best_path);
-    if (st == GSEG_OK) st = gseg__net_opt_save(net, state_path);
-    if (st == GSEG_OK) st = gseg_model_save(m, last_path);
+    gseg__model_image_free(c->img);
+    free(c->state);
+    free(c->best_path);
+    free(c->last_path);
+    free(c->state_path);
+    c->img = NULL;
+    c->state = NULL;
+    c->best_path = c->last_path = c->state_path = NULL;
+}
+
+static void *ckpt_main(void *arg)
+{
+    ckpt *c = arg;
+    gseg_status st = GSEG_OK;
+    if (c->best_path) st = gseg__model_image_write(c->img, c->best_path);
+    if (st == GSEG_OK) st = gseg__write_file_atomic(c->state_path, c->state, c->state_n);
+    if (st == GSEG_OK) st = gseg__model_image_write(c->img, c->last_path);
     if (st == GSEG_OK) {
-        char stem[1024];
-        snprintf(stem, sizeof stem, "%s", CPLGetBasename(last_path));
+        char dir[2048], stem[1024];
+        snprintf(dir, sizeof dir, "%s", CPLGetPath(c->last_path));
+        snprintf(stem, sizeof stem, "%s", CPLGetBasename(c->last_path));
+        const char *keep = CPLGetFilename(c->state_path);
         size_t bl = strlen(stem);
         char **files = VSIReadDir(dir);
         for (int f = 0; files && files[f]; f++) {
             const char *nm = files[f];
             size_t n = strlen(nm);
             if (strncmp(nm, stem, bl) == 0 && nm[bl] == '.' && n > 6 &&
-                strcmp(nm + n - 6, ".state") == 0 && strcmp(nm, state_name) != 0)
+                strcmp(nm + n - 6, ".state") == 0 && strcmp(nm, keep) != 0)
                 VSIUnlink(CPLFormFilename(dir, nm, NULL));
         }
         CSLDestroy(files);
     }
-    free(state_path);
-    return st;
+    c->st = st;
+    if (st != GSEG_OK) snprintf(c->msg, sizeof c->msg, "%s", gseg_last_error());
+    return NULL;
+}
+
+/* Waits for the checkpoint in flight, if any; its status. */
+static gseg_status ckpt_wait(ckpt *c)
+{
+    if (!c->running) return GSEG_OK;
+    pthread_join(c->th, NULL);
+    c->running = 0;
+    ckpt_release(c);
+    return c->st == GSEG_OK ? GSEG_OK : gseg__err(c->st, "%s", c->msg);
+}
+
+/* Takes a checkpoint of m and net now and starts writing it. */
+static gseg_status ckpt_start(ckpt *c, gseg_model *m, gseg__net *net, const char *prov,
+                              const char *best_path, const char *last_path,
+                              const char *state_name)
+{
+    gseg_status st = ckpt_wait(c);
+    if (st == GSEG_OK) st = gseg_model_set_provenance(m, prov);
+    if (st == GSEG_OK) st = gseg__model_image_take(m, &c->img);
+    if (st == GSEG_OK) st = gseg__net_opt_image(net, &c->state, &c->state_n);
+    if (st == GSEG_OK) {
+        c->best_path = best_path ? gseg__strdup(best_path) : NULL;
+        c->last_path = gseg__strdup(last_path);
+        c->state_path = gseg__strdup(CPLFormFilename(CPLGetPath(last_path), state_name, NULL));
+        if ((best_path && !c->best_path) || !c->last_path || !c->state_path) st = GSEG_ERR_NOMEM;
+    }
+    if (st != GSEG_OK) {
+        ckpt_release(c);
+        return st;
+    }
+    c->st = GSEG_OK;
+    if (pthread_create(&c->th, NULL, ckpt_main, c) == 0) {
+        c->running = 1;
+        return GSEG_OK;
+    }
+    ckpt_main(c); /* no thread to be had: write it here */
+    ckpt_release(c);
+    return c->st == GSEG_OK ? GSEG_OK : gseg__err(c->st, "%s", c->msg);
 }
 
 /* Joins the process group the environment describes, if any (*dist NULL
@@ -650,6 +716,8 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
     int timed_out = 0;
     double cur_lr = p->lr;
     S.epochs = (int)(step / steps_per_epoch);
+    ckpt ck;
+    memset(&ck, 0, sizeof ck);
     if (st == GSEG_OK && step >= total) {
         /* Killed after its last checkpoint: the models are written (the best
          * before the last). --resume-or-start, as a requeued job runs it,
@@ -757,8 +825,8 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
                      gseg_precision_str(gseg__net_train_precision(net)), p->seed, ntrain, nval,
                      isnan(miou) ? -1.0 : miou, isnan(giou) ? -1.0 : giou, best, best_epoch, stale,
                      state_name, el);
-            gseg_status cst = save_checkpoint(m, net, prov, improved ? p->output : NULL, last_path,
-                                              state_name);
+            gseg_status cst = ckpt_start(&ck, m, net, prov, improved ? p->output : NULL,
+                                         last_path, state_name);
             if (cst != GSEG_OK) {
                 st = cst;
                 break;
@@ -784,6 +852,10 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         S.epochs = ep;
         if (st == GSEG_ERR_CANCELLED || timed_out) break;
         if (p->patience > 0 && stale >= p->patience) break;
+    }
+    {
+        gseg_status cst = ckpt_wait(&ck); /* the last checkpoint is on disk */
+        if (cst != GSEG_OK && (st == GSEG_OK || st == GSEG_ERR_CANCELLED)) st = cst;
     }
     /* Every rank must end with rank 0's model: one pass over the weights. */
     if (st == GSEG_OK || st == GSEG_ERR_CANCELLED) S.digest = gseg__net_digest(net);
