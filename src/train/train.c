@@ -729,7 +729,8 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
             progress(1.0, CPLSPrintf("%s: already at step %ld of %ld: the run is complete",
                                      last_path, step, total), user);
     }
-    for (int ep = (int)(step / steps_per_epoch) + 1; ep <= epochs && st == GSEG_OK; ep++) {
+    for (int ep = (int)(step / steps_per_epoch) + 1; ep <= epochs && step < total && st == GSEG_OK;
+         ep++) {
         int nloss = 0;
         loss_sum = 0;
         for (int k = (int)(step % steps_per_epoch); k < steps_per_epoch && step < total && st == GSEG_OK;
