@@ -179,6 +179,7 @@ static void *reader_main(void *arg)
         CPLPopErrorHandler();
         if (st != GSEG_OK) {
             fail(q, st);
+            CPLPopErrorHandler();
             return NULL;
         }
         scene = own;
