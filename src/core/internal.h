@@ -96,10 +96,17 @@ void gseg__netmodel_inference_only(gseg_model *m);
 /* Network models (src/infer/netmodel.c, builds with libtorch only). */
 gseg_status gseg__netmodel_open(const char *path, const gseg_model_options *opt,
                                 gseg_model **out);
-/* Class names and RGBA colours of a network model's mask values; returns
- * their count, 0 for other models. Pointers live as long as m. */
+/* Class names and RGBA colours of a model's mask values; returns their
+ * count: a network model's own, else the binary pair (background,
+ * glacier). Pointers live as long as m. */
 int gseg__model_classes(const gseg_model *m, const char *const **names,
                         const unsigned char (**rgba)[4]);
+/* The binary pair's names, and the default colours of classes 0..7 (0
+ * transparent background, 1 ice blue, 2 debris brown, ...), used where a
+ * model names no colours. */
+extern const char *const gseg__binary_classes[2];
+#define GSEG__NDEFAULT_RGBA 8
+extern const unsigned char gseg__default_rgba[GSEG__NDEFAULT_RGBA][4];
 /* Normalisation of input band `band` of a network model (0 and 1 for
  * others). */
 void gseg__model_norm(const gseg_model *m, int band, double *mean, double *sd);

@@ -426,8 +426,6 @@ int gseg_evaluate_tool_main(int argc, char **argv)
     const char *const *cls = NULL;
     const unsigned char (*rgba)[4] = NULL;
     int K = gseg__model_classes(m, &cls, &rgba);
-    static const char *const binary[] = {"background", "glacier"};
-    if (K == 0) K = 2, cls = binary;
     if (K > MAXK) {
         fprintf(stderr, "gseg-evaluate: %d classes: at most %d\n", K, MAXK);
         gseg_model_free(m);

@@ -35,13 +35,6 @@
 /* torch.save files are read whole; beyond this they are refused. */
 #define MAX_PICKLE_BYTES ((vsi_l_offset)4 << 30)
 
-static const unsigned char kDefaultRGBA[][4] = {
-    {0, 0, 0, 0},         /* background: transparent */
-    {0, 170, 255, 255},   /* glacier / class 1: ice blue */
-    {139, 90, 43, 255},   /* class 2: debris brown */
-    {255, 200, 0, 255},   {230, 60, 60, 255}, {120, 200, 80, 255},
-    {170, 90, 200, 255},  {90, 200, 200, 255},
-};
 
 typedef struct netimpl {
     gseg__net *net;
@@ -527,13 +520,12 @@ static gseg_status set_meta(gseg_model *m, const gseg_model_def *def, int nbands
     for (int k = 0; k < nclasses; k++) {
         char nm[32];
         if (nclasses == 2)
-            snprintf(nm, sizeof nm, "%s", k ? "glacier" : "background");
+            snprintf(nm, sizeof nm, "%s", gseg__binary_classes[k]);
         else
             snprintf(nm, sizeof nm, k ? "class_%d" : "background", k);
         ni->classes[k] = xstrdup(def && def->classes && def->classes[k] ? def->classes[k] : nm);
         if (!ni->classes[k]) return GSEG_ERR_NOMEM;
-        const size_t np = sizeof kDefaultRGBA / sizeof kDefaultRGBA[0];
-        memcpy(ni->rgba[k], kDefaultRGBA[(size_t)k % np], 4);
+        memcpy(ni->rgba[k], gseg__default_rgba[k % GSEG__NDEFAULT_RGBA], 4);
     }
     m->tile = def && def->tile > 0 ? def->tile : 256;
     m->overlap = def && def->overlap >= 0 ? def->overlap : 32;
@@ -1090,7 +1082,11 @@ gseg_precision gseg__model_precision_used(const gseg_model *m)
 int gseg__model_classes(const gseg_model *m, const char *const **names,
                         const unsigned char (**rgba)[4])
 {
-    if (!m || m->vt != &net_vt) return 0;
+    if (!m || m->vt != &net_vt) {
+        *names = gseg__binary_classes;
+        *rgba = gseg__default_rgba;
+        return 2;
+    }
     const netimpl *ni = m->impl;
     *names = (const char *const *)ni->classes;
     *rgba = (const unsigned char(*)[4])ni->rgba;

@@ -243,15 +243,10 @@ static gseg_status write_summary(const gseg__batch *b, const char *model, scene_
 {
     const char *const *cnames = NULL;
     const unsigned char (*rgba)[4] = NULL;
-    static const char *const binary[] = {"background", "glacier"};
     int ncls = gseg__model_classes(m, &cnames, &rgba);
     /* what the network ran in, not what was asked ("auto") */
     gseg_precision used = gseg__model_precision_used(m);
     if (used == GSEG_PRECISION_AUTO) used = b->p.model_options.precision;
-    if (ncls == 0) {
-        ncls = 2;
-        cnames = binary;
-    }
     int nok = 0, nskip = 0, nfail = 0;
     long long px = 0, tpx = 0;
     double km2 = 0, model_s = 0;

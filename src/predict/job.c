@@ -20,10 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Class table of masks: 0 background, 1 glacier, 255 nodata. */
-static const char *const kClassNames[] = {"background", "glacier"};
-static const unsigned char kClassRGBA[][4] = {{0, 0, 0, 0}, {0, 170, 255, 255}};
-
 /* Ground area of the pixels of a row, for the per-class areas. */
 static void px_area_init(gseg__px_area *a, const gseg_scene *s)
 {
@@ -299,13 +295,8 @@ gseg_status gseg__job_open(const gseg_predict_params *p, gseg__job *j)
         gseg__job_close(j);
         return st;
     }
-    /* Mask classes: the model's (network models), else background/glacier. */
+    /* Mask classes (255 is nodata): the model's, or background/glacier. */
     j->nclasses = gseg__model_classes(m, &j->class_names, &j->class_rgba);
-    if (j->nclasses == 0) {
-        j->nclasses = 2;
-        j->class_names = kClassNames;
-        j->class_rgba = kClassRGBA;
-    }
     j->threshold = isnan(p->threshold) ? gseg_model_threshold(m) : p->threshold;
     int nb = gseg_model_nbands(m);
     j->sel = gseg__calloc((size_t)nb + 1, sizeof *j->sel);

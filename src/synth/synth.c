@@ -1400,7 +1400,7 @@ static gseg_status write_mask(const synth *s, const char *tmp, const char *path)
     GDALSetColorEntry(ct, 1, &gl);
     GDALSetRasterColorTable(bh, ct);
     GDALDestroyColorTable(ct);
-    const char *cats[] = {"background", "glacier", NULL};
+    const char *cats[] = {gseg__binary_classes[0], gseg__binary_classes[1], NULL};
     GDALSetRasterCategoryNames(bh, (char **)cats);
     CPLErrorReset();
     if (GDALRasterIO(bh, GF_Write, 0, 0, s->w, s->h, s->ice, s->w, s->h, GDT_Byte, 0, 0) !=
@@ -1557,9 +1557,8 @@ gseg_status gseg_synth_scene(const gseg_synth_params *p, const char *image_path,
     if (st != GSEG_OK || !outlines_path) return st;
 
     gseg_vectorize_params vp = gseg_vectorize_params_default();
-    static const char *const classes[] = {"background", "glacier"};
     vp.source = "gseg-synth truth";
     vp.nclasses = 2;
-    vp.class_names = classes;
+    vp.class_names = gseg__binary_classes;
     return gseg_vectorize(mask_path, outlines_path, &vp, NULL, NULL, NULL);
 }

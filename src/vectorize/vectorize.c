@@ -317,20 +317,15 @@ static gseg_status create_output(vec_ctx *c)
 /* ------------------------------------------------------------------------ */
 /* Default QGIS style (GeoPackage)                                          */
 
-/* Class colours when the caller gives none: background, glacier (as the
- * mask's colour table), then a few distinct ones. */
-static const uint8_t default_rgba[][4] = {
-    {0, 0, 0, 0},       {0, 170, 255, 255}, {230, 85, 13, 255},  {49, 163, 84, 255},
-    {117, 107, 177, 255}, {222, 45, 38, 255}, {253, 208, 35, 255}, {99, 99, 99, 255},
-};
 
 static const char *class_name(const vec_ctx *c, int cls, char *buf, size_t cap);
 
 static const uint8_t *class_rgba(const vec_ctx *c, int cls)
 {
     if (c->p->class_rgba && cls >= 0 && cls < c->p->nclasses) return c->p->class_rgba[cls];
-    int n = (int)(sizeof default_rgba / sizeof default_rgba[0]);
-    return default_rgba[cls >= 0 && cls < n ? cls : n - 1];
+    /* the model's defaults, as on the mask */
+    int n = GSEG__NDEFAULT_RGBA;
+    return gseg__default_rgba[cls >= 0 && cls < n ? cls : n - 1];
 }
 
 /* SimpleFill properties, in both the <Option> map QGIS >= 3.20 writes and
@@ -639,7 +634,7 @@ static const char *class_name(const vec_ctx *c, int cls, char *buf, size_t cap)
 {
     if (cls >= 0 && cls < c->p->nclasses && c->p->class_names && c->p->class_names[cls])
         return c->p->class_names[cls];
-    if (cls == 1) return "glacier";
+    if (cls == 1) return gseg__binary_classes[1];
     snprintf(buf, cap, "class %d", cls);
     return buf;
 }
