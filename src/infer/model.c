@@ -104,6 +104,11 @@ int gseg_train_tool_main(int argc, char **argv)
     NO_NET;
     return 1;
 }
+gseg_precision gseg__model_precision_used(const gseg_model *m)
+{
+    (void)m;
+    return GSEG_PRECISION_AUTO;
+}
 int gseg__model_classes(const gseg_model *m, const char *const **n, const unsigned char (**c)[4])
 {
     (void)m;
