@@ -15,8 +15,8 @@
  *      fuzzer stops at the JSON layer it parses with.
  *   3. The header bytes straight through gseg__json_parse_ex (small value
  *      budget) whatever the length prefix says, and every parsed document
- *      written back compactly (as netmodel.c's json_write does) and parsed
- *      again: it must give the same document.
+ *      written back with gseg__json_write (as the model loader keeps a
+ *      file's provenance) and parsed again: it must give the same document.
  *   4. A file that opened is written again through gseg__st_writer (to
  *      /vsimem/) and reopened: same tensors, same bytes, same metadata.
  */
@@ -28,7 +28,6 @@
 #include <cpl_error.h>
 #include <cpl_vsi.h>
 
-#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -48,37 +47,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* ---- JSON: compact writer (as netmodel.c's json_write) and comparison --- */
-
-static void json_write(gseg__sbuf *b, const gseg__json *v)
-{
-    switch (gseg__json_type(v)) {
-    case GSEG__JSON_NULL: gseg__sbuf_puts(b, "null"); break;
-    case GSEG__JSON_BOOL: gseg__sbuf_puts(b, gseg__json_bool(v) ? "true" : "false"); break;
-    case GSEG__JSON_NUMBER: {
-        int64_t i;
-        if (gseg__json_int(v, &i)) gseg__sbuf_appendf(b, "%" PRId64, i);
-        else gseg__sbuf_appendf(b, "%.17g", gseg__json_num(v));
-        break;
-    }
-    case GSEG__JSON_STRING: gseg__sbuf_append_jstr(b, gseg__json_str(v)); break;
-    case GSEG__JSON_ARRAY:
-    case GSEG__JSON_OBJECT: {
-        int obj = gseg__json_type(v) == GSEG__JSON_OBJECT;
-        gseg__sbuf_puts(b, obj ? "{" : "[");
-        for (size_t i = 0; i < gseg__json_len(v); i++) {
-            if (i) gseg__sbuf_puts(b, ",");
-            if (obj) {
-                gseg__sbuf_append_jstr(b, gseg__json_key_at(v, i));
-                gseg__sbuf_puts(b, ":");
-            }
-            json_write(b, gseg__json_at(v, i));
-        }
-        gseg__sbuf_puts(b, obj ? "}" : "]");
-        break;
-    }
-    }
-}
+/* ---- JSON: comparison --------------------------------------------------- */
 
 /* 1 if a string or key of v holds U+0000 (the writer takes C strings). */
 static int has_nul(const gseg__json *v)
@@ -159,8 +128,7 @@ static void round_trip(const gseg__json *doc)
 {
     if (has_nul(doc)) return;
     gseg__sbuf b = {0};
-    json_write(&b, doc);
-    FUZZ_CHECK(b.st == GSEG_OK);
+    FUZZ_CHECK(gseg__json_write(&b, doc) == GSEG_OK);
     char *text = gseg__sbuf_take(&b);
     FUZZ_CHECK(text != NULL);
     char err[200];

@@ -832,3 +832,36 @@ void gseg__sbuf_free(gseg__sbuf *b)
     free(b->s);
     memset(b, 0, sizeof *b);
 }
+
+gseg_status gseg__json_write(gseg__sbuf *b, const gseg__json *v)
+{
+    switch (gseg__json_type(v)) {
+    case GSEG__JSON_NULL: gseg__sbuf_puts(b, "null"); break;
+    case GSEG__JSON_BOOL: gseg__sbuf_puts(b, gseg__json_bool(v) ? "true" : "false"); break;
+    case GSEG__JSON_NUMBER: {
+        int64_t i;
+        if (gseg__json_int(v, &i))
+            gseg__sbuf_appendf(b, "%lld", (long long)i);
+        else
+            gseg__sbuf_appendf(b, "%.17g", gseg__json_num(v));
+        break;
+    }
+    case GSEG__JSON_STRING: gseg__sbuf_append_jstr(b, gseg__json_str(v)); break;
+    case GSEG__JSON_ARRAY:
+    case GSEG__JSON_OBJECT: {
+        int obj = gseg__json_type(v) == GSEG__JSON_OBJECT;
+        gseg__sbuf_puts(b, obj ? "{" : "[");
+        for (size_t i = 0; i < gseg__json_len(v); i++) {
+            if (i) gseg__sbuf_puts(b, ", ");
+            if (obj) {
+                gseg__sbuf_append_jstr(b, gseg__json_key_at(v, i));
+                gseg__sbuf_puts(b, ": ");
+            }
+            gseg__json_write(b, gseg__json_at(v, i));
+        }
+        gseg__sbuf_puts(b, obj ? "}" : "]");
+        break;
+    }
+    }
+    return b->st;
+}

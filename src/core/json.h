@@ -92,6 +92,10 @@ gseg_status gseg__sbuf_append_jstr(gseg__sbuf *b, const char *s);
 /* Detaches the string (caller frees; "" allocated if empty), resets b.
  * NULL if b is in error (b is then freed). */
 char *gseg__sbuf_take(gseg__sbuf *b);
+/* Appends a parsed value as JSON text (", " and ": " separators; integers
+ * as integers, other numbers with 17 digits, so parsing it again gives the
+ * same document). Strings holding U+0000 are cut there. */
+gseg_status gseg__json_write(gseg__sbuf *b, const gseg__json *v);
 void gseg__sbuf_free(gseg__sbuf *b);
 
 #endif

@@ -894,45 +894,12 @@ static gseg_status meta_parse(gseg_model *m, const char *path, const gseg__json 
     return st;
 }
 
-/* Writes a parsed JSON value back as compact JSON. */
-static void json_write(gseg__sbuf *b, const gseg__json *v)
-{
-    switch (gseg__json_type(v)) {
-    case GSEG__JSON_NULL: gseg__sbuf_puts(b, "null"); break;
-    case GSEG__JSON_BOOL: gseg__sbuf_puts(b, gseg__json_bool(v) ? "true" : "false"); break;
-    case GSEG__JSON_NUMBER: {
-        int64_t i;
-        if (gseg__json_int(v, &i))
-            gseg__sbuf_appendf(b, "%lld", (long long)i);
-        else
-            gseg__sbuf_appendf(b, "%.17g", gseg__json_num(v));
-        break;
-    }
-    case GSEG__JSON_STRING: gseg__sbuf_append_jstr(b, gseg__json_str(v)); break;
-    case GSEG__JSON_ARRAY:
-    case GSEG__JSON_OBJECT: {
-        int obj = gseg__json_type(v) == GSEG__JSON_OBJECT;
-        gseg__sbuf_puts(b, obj ? "{" : "[");
-        for (size_t i = 0; i < gseg__json_len(v); i++) {
-            if (i) gseg__sbuf_puts(b, ", ");
-            if (obj) {
-                gseg__sbuf_append_jstr(b, gseg__json_key_at(v, i));
-                gseg__sbuf_puts(b, ": ");
-            }
-            json_write(b, gseg__json_at(v, i));
-        }
-        gseg__sbuf_puts(b, obj ? "}" : "]");
-        break;
-    }
-    }
-}
-
 static gseg_status copy_provenance(netimpl *ni, const gseg__json *doc)
 {
     const gseg__json *p = gseg__json_get(doc, "provenance");
     if (gseg__json_type(p) != GSEG__JSON_OBJECT) return default_provenance(ni, "unknown");
     gseg__sbuf b = {0};
-    json_write(&b, p);
+    gseg__json_write(&b, p);
     free(ni->provenance);
     ni->provenance = gseg__sbuf_take(&b);
     return ni->provenance ? GSEG_OK : GSEG_ERR_NOMEM;
