@@ -66,3 +66,13 @@ void fuzz_init(void)
         }
     }
 }
+
+/* libFuzzer calls this once before the first input, in every target. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_init();
+    return 0;
+}

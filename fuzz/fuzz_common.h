@@ -12,7 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Once per process (from LLVMFuzzerInitialize). Registers GDAL's drivers,
+/* Once per process: fuzz_common.c's LLVMFuzzerInitialize, shared by every
+ * target, calls it. Registers GDAL's drivers,
  * then deregisters all but the allow-list (fuzz_common.c says why), sets
  * GDAL_CACHEMAX, GSEG_MAX_MEMORY and friends, and silences GDAL's error
  * output (gseg folds GDAL's messages into its own; the library installs no

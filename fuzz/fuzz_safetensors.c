@@ -36,16 +36,7 @@
 #define COPY DIR "/copy.gseg"
 #define MAX_READ_ELEMS (1 << 20)
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
 
 /* ---- JSON: comparison --------------------------------------------------- */
 

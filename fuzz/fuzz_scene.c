@@ -59,16 +59,7 @@
 #define MAX_BLOCK_BYTES ((size_t)64 << 20)
 #define MAX_SEQ_PIXELS ((double)(1 << 26))
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init();
-    return 0;
-}
 
 static const char *const sidecar_ext[] = {".hdr", ".aux.xml", ".ovr", ".msk", ".aux", ".ige",
                                           ".rrd", ".tfw", ".wld", ".prj", ".rpb", ".imd",
