@@ -25,14 +25,7 @@
 
 static char *dir;
 
-static const char *path(const char *name)
-{
-    static char buf[8][1024];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *path(const char *name) { return tu_path(dir, name); }
 
 static void setup(void)
 {

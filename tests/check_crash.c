@@ -35,14 +35,7 @@ static void setup(void)
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
 }
 
-static const char *path(const char *name)
-{
-    static char buf[8][1024];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *path(const char *name) { return tu_path(dir, name); }
 
 /* Runs `sh -c cmd` and SIGKILLs it after delay_us (unless it ends first);
  * returns 1 if it was killed, 0 if it finished with exit 0. */

@@ -27,14 +27,7 @@ static void setup(void)
              tu_src("sample_scenes/dataset/test/images/scene_001.tif"));
 }
 
-static const char *path(const char *name)
-{
-    static char buf[8][1024];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *path(const char *name) { return tu_path(dir, name); }
 
 /* Pixels of band b of two rasters are identical (NaN equals NaN). */
 static void assert_same_band(const char *a, int ba, const char *b, int bb)

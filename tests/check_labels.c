@@ -22,14 +22,7 @@
 static char *dir;
 static char warned[4096];
 
-static const char *path(const char *name)
-{
-    static char buf[16][1024];
-    static int k;
-    k = (k + 1) % 16;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *path(const char *name) { return tu_path(dir, name); }
 
 static void CPL_STDCALL on_message(CPLErr c, CPLErrorNum n, const char *msg)
 {

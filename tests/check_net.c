@@ -29,14 +29,7 @@ static void setup(void)
     dir = tu_tmpdir("check_net");
 }
 
-static const char *path(const char *name)
-{
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *path(const char *name) { return tu_path(dir, name); }
 
 /* Deterministic pseudo-random input in about [-2, 2]. */
 static float *random_input(size_t n, unsigned seed)

@@ -20,14 +20,7 @@
 
 static char *dir;
 
-static const char *path(const char *name)
-{
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static const char *path(const char *name) { return tu_path(dir, name); }
 
 /* dataset/{train,val}/{images,masks}/scene_N.tif: small synthetic scenes. */
 static void make_dataset(const char *root, int ntrain, int nval, int size)

@@ -31,6 +31,15 @@ static const char *under(const char *env, const char *rel)
 const char *tu_src(const char *rel) { return under("GSEG_TEST_SRCDIR", rel); }
 const char *tu_build(const char *rel) { return under("GSEG_TEST_BUILDDIR", rel); }
 
+const char *tu_path(const char *dir, const char *name)
+{
+    static char buf[16][1024];
+    static int k;
+    k = (k + 1) % 16;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
 int tu_system(const char *fmt, ...)
 {
     char cmd[8192];

@@ -18,6 +18,9 @@ char *tu_tmpdir(const char *name);
 const char *tu_src(const char *rel);
 /* Build-tree path of a file (e.g. "src/tools/gseg-predict"); static buffer. */
 const char *tu_build(const char *rel);
+/* "dir/name" in one of 16 rotating static buffers (so several can be used in
+ * one call). */
+const char *tu_path(const char *dir, const char *name);
 /* Runs a shell command, returns its exit status (or -1). */
 int tu_system(const char *fmt, ...);
 /* A named test for tu_suite. */
