@@ -12,10 +12,10 @@
  *
  * A process killed with SIGKILL (a Slurm time limit, the OOM killer) cannot
  * clean up. Temporary names hold the host and PID of their writer
- * (".name.gseg-tmp-HOST-PID-N.ext"), so the next writer of the same output
- * deletes those of processes of this host that no longer exist; temporary
- * files of live processes and of other hosts (a shared cluster filesystem)
- * are left alone.
+ * (".name.gseg-tmp-HOST-PID-N.ext"), so the next writer of the same output,
+ * when it commits or discards its own, deletes those of processes of this
+ * host that no longer exist; temporary files of live processes and of other
+ * hosts (a shared cluster filesystem) are left alone.
  */
 #include "internal.h"
 
@@ -140,25 +140,6 @@ static void host_tag(char *out, size_t cap)
     out[i] = '\0';
 }
 
-/* Deletes the temporary files of final_path ("dir/.stem.gseg-tmp-HOST-PID-")
- * left by dead processes of this host. */
-static void remove_stale(const char *dir, const char *stem, const char *host)
-{
-    char prefix[TMP_PATH_MAX + 320];
-    int pl = snprintf(prefix, sizeof prefix, ".%s.gseg-tmp-%s-", stem, host);
-    if (pl < 0 || (size_t)pl >= sizeof prefix) return;
-    char **entries = VSIReadDir(dir);
-    for (char **e = entries; e && *e; e++) {
-        if (strncmp(*e, prefix, (size_t)pl) != 0) continue;
-        char *end = NULL;
-        long pid = strtol(*e + pl, &end, 10);
-        if (end == *e + pl || *end != '-' || pid <= 0 || pid == (long)getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to ask */
-        VSIUnlink(CPLFormFilename(dir, *e, NULL));
-    }
-    CSLDestroy(entries);
-}
-
 char *gseg__tmp_path(const char *final_path)
 {
     char dir[TMP_PATH_MAX], stem[TMP_PATH_MAX], ext[TMP_PATH_MAX];
@@ -171,7 +152,6 @@ char *gseg__tmp_path(const char *final_path)
     int plen = slash ? (int)(slash - final_path + 1) : 0;
     char host[64];
     host_tag(host, sizeof host);
-    if (strncmp(final_path, "/vsi", 4) != 0) remove_stale(dir, stem, host);
     char *p = gseg__malloc(strlen(final_path) + 128, 1);
     if (!p) return NULL;
     sprintf(p, "%.*s.%s.gseg-tmp-%s-%ld-%u%s", plen, final_path, stem, host, (long)getpid(), n,
@@ -180,8 +160,22 @@ char *gseg__tmp_path(const char *final_path)
     return p;
 }
 
+/* 1 if `name`, a temporary file of the same output from this host (it
+ * starts with tmp's stem up to "PID-N", pl bytes), belongs to a process that
+ * no longer exists. */
+static int stale(const char *name, size_t pl)
+{
+    char *end = NULL;
+    long pid = strtol(name + pl, &end, 10);
+    if (end == name + pl || *end != '-' || pid <= 0 || pid == (long)getpid()) return 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH; /* EPERM: alive, not ours */
+}
+
 /* Files in tmp's folder whose name starts with tmp's stem. CSL list; the
- * caller frees with CSLDestroy. */
+ * caller frees with CSLDestroy. The same listing removes the temporary
+ * files of the same output left by dead processes of this host (a run
+ * killed with SIGKILL), so the next writer of an output commits or
+ * discards it without leftovers. */
 static char **tmp_siblings(const char *tmp_path, char *dir, char *stem)
 {
     char ext[TMP_PATH_MAX];
@@ -189,9 +183,18 @@ static char **tmp_siblings(const char *tmp_path, char *dir, char *stem)
     char **entries = VSIReadDir(dir);
     char **out = NULL;
     size_t sl = strlen(stem);
-    for (char **e = entries; e && *e; e++)
+    /* ".name.gseg-tmp-HOST-PID-N": the prefix before PID */
+    size_t pl = sl;
+    for (int dashes = 0; pl > 0 && dashes < 2;)
+        if (stem[--pl] == '-') dashes++;
+    int local = strncmp(tmp_path, "/vsi", 4) != 0 && pl > 0;
+    pl++;
+    for (char **e = entries; e && *e; e++) {
         if (strncmp(*e, stem, sl) == 0 && ((*e)[sl] == '.' || (*e)[sl] == '\0'))
             out = CSLAddString(out, *e);
+        else if (local && strncmp(*e, stem, pl) == 0 && stale(*e, pl))
+            VSIUnlink(CPLFormFilename(dir, *e, NULL));
+    }
     CSLDestroy(entries);
     return out;
 }
