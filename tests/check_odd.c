@@ -1335,21 +1335,31 @@ static void run_gdalinfo(const tool_run *t, const char *conn)
     submit(j, cmd);
 }
 
+/* A job of a tool whose output is <run dir>/name, a file that is no raster:
+ * the raster checks (georeferencing, grid, masks) do not apply. */
+static job *file_job(const tool_run *t, const char *name, const char **out, const char **tmp)
+{
+    const char *d;
+    job *j = new_job(t, 0, &d, tmp);
+    char o[2100];
+    snprintf(o, sizeof o, "%s/%s", d, name);
+    j->c.out_dir = d;
+    j->c.output = *out = keep(j, o);
+    j->c.georef_ref = NULL;
+    j->c.grid = NULL;
+    j->c.same_mask = NULL;
+    j->c.nodata_px = NULL;
+    return j;
+}
+
 /* gseg-evaluate on a dataset folder (images/ + masks/), or with labels. */
 static void run_evaluate(const tool_run *t, const char *model, const char *data,
                          const char *labels)
 {
     if (t->e.k == SKIP) return;
-    const char *d, *tmp;
-    job *j = new_job(t, 0, &d, &tmp);
-    char json[2100], cmd[8192], lab[2200] = "";
-    snprintf(json, sizeof json, "%s/report.json", d);
-    j->c.out_dir = d;
-    j->c.output = keep(j, json);
-    j->c.georef_ref = NULL;
-    j->c.grid = NULL;
-    j->c.same_mask = NULL;
-    j->c.nodata_px = NULL;
+    const char *tmp, *json;
+    job *j = file_job(t, "report.json", &json, &tmp);
+    char cmd[8192], lab[2200] = "";
     if (labels) snprintf(lab, sizeof lab, " --labels '%s'", labels);
     int net = strncmp(model, "ndsi:", 5) != 0;
     snprintf(cmd, sizeof cmd, "env TMPDIR='%s' '%s' -q --model '%s' --data '%s'%s --json '%s'%s",
@@ -1362,16 +1372,9 @@ static void run_evaluate(const tool_run *t, const char *model, const char *data,
 static void run_train(const tool_run *t, const char *data, const char *labels)
 {
     if (t->e.k == SKIP) return;
-    const char *d, *tmp;
-    job *j = new_job(t, 0, &d, &tmp);
-    char model[2100], cmd[8192], lab[2200] = "";
-    snprintf(model, sizeof model, "%s/model.gseg", d);
-    j->c.out_dir = d;
-    j->c.output = keep(j, model);
-    j->c.georef_ref = NULL;
-    j->c.grid = NULL;
-    j->c.same_mask = NULL;
-    j->c.nodata_px = NULL;
+    const char *tmp, *model;
+    job *j = file_job(t, "model.gseg", &model, &tmp);
+    char cmd[8192], lab[2200] = "";
     j->train = 1;
     if (labels) snprintf(lab, sizeof lab, " --labels '%s'", labels);
     snprintf(cmd, sizeof cmd,
