@@ -155,7 +155,7 @@ gseg_status gseg__classify_window(void *user, gseg_window win, const float *scor
 
 /* Sizes GDAL's block cache for the tiling unless the user set GDAL_CACHEMAX:
  * enough for a row of source blocks under one row of tiles (so striped files
- * are decompressed once) plus the output's blocks, at least 64 MiB. */
+ * are decompressed once) plus the output's blocks, at least 32 MiB. */
 size_t gseg__cache_need(const gseg_scene *s, const gseg_grid *g)
 {
     int bw = 0, bh = 0;
@@ -169,7 +169,7 @@ size_t gseg__cache_need(const gseg_scene *s, const gseg_grid *g)
         need = (size_t)(g->tile + 2 * bw) * (size_t)(g->tile + 2 * bh) * bpp * 2;
     need += w * 512 * 5; /* output blocks: mask + scores */
     need += need / 4;
-    size_t floor_ = (size_t)64 << 20;
+    size_t floor_ = (size_t)32 << 20;
     return need < floor_ ? floor_ : need;
 }
 
