@@ -503,6 +503,38 @@ START_TEST(test_qml_sidecar)
     write_all(wr, 20, 10);
     ck_gseg(gseg_writer_close(wr, NULL, NULL));
     check_qml(qml, "ice & \"snow\" <firn>");
+
+    /* Ten classes without colours: the default table, whose colours repeat
+     * from class 8 on but never as the background's transparency. */
+    snprintf(out, sizeof out, "%s/many.tif", dir);
+    snprintf(qml, sizeof qml, "%s/many.qml", dir);
+    p = mask_params(20, 10, NULL);
+    p.nclasses = 10;
+    p.class_names = NULL;
+    p.class_rgba = NULL;
+    ck_gseg(gseg_writer_open(out, &p, &wr));
+    write_all(wr, 20, 10);
+    ck_gseg(gseg_writer_close(wr, NULL, NULL));
+    {
+        char *text = slurp(qml);
+        ck_assert_ptr_nonnull(text);
+        CPLXMLNode *root = CPLParseXMLString(text);
+        CPLXMLNode *pal = CPLGetXMLNode(CPLSearchXMLNode(root, "=qgis"),
+                                        "pipe.rasterrenderer.colorPalette");
+        ck_assert_ptr_nonnull(pal);
+        ck_assert_str_eq(CPLGetXMLValue(palette_entry(pal, 0), "alpha", ""), "0");
+        for (int k = 1; k < 10; k++) {
+            CPLXMLNode *e = palette_entry(pal, k);
+            ck_assert_msg(e != NULL, "class %d: no palette entry", k);
+            ck_assert_msg(strcmp(CPLGetXMLValue(e, "alpha", ""), "255") == 0,
+                          "class %d is transparent", k);
+        }
+        ck_assert_str_eq(CPLGetXMLValue(palette_entry(pal, 1), "color", ""), "#00aaff");
+        ck_assert_str_eq(CPLGetXMLValue(palette_entry(pal, 8), "color", ""), "#00aaff");
+        ck_assert_str_ne(CPLGetXMLValue(palette_entry(pal, 2), "color", ""), "#00aaff");
+        CPLDestroyXMLNode(root);
+        free(text);
+    }
     snprintf(out, sizeof out, "%s/scores.tif", dir);
     snprintf(qml, sizeof qml, "%s/scores.qml", dir);
     p = gseg_writer_params_default();

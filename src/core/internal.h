@@ -101,12 +101,14 @@ gseg_status gseg__netmodel_open(const char *path, const gseg_model_options *opt,
  * glacier). Pointers live as long as m. */
 int gseg__model_classes(const gseg_model *m, const char *const **names,
                         const unsigned char (**rgba)[4]);
-/* The binary pair's names, and the default colours of classes 0..7 (0
- * transparent background, 1 ice blue, 2 debris brown, ...), used where a
- * model names no colours. */
+/* The binary pair's names and colours (as gseg__class_default_rgba's). */
 extern const char *const gseg__binary_classes[2];
-#define GSEG__NDEFAULT_RGBA 8
-extern const unsigned char gseg__default_rgba[GSEG__NDEFAULT_RGBA][4];
+extern const unsigned char gseg__binary_rgba[2][4];
+/* The default RGBA colour of class k, used where a model names no colours:
+ * 0 transparent background, 1 ice blue, 2 debris brown, then four more;
+ * from class 8 on the colours of classes 1..7 repeat (never the
+ * background's transparency). */
+const unsigned char *gseg__class_default_rgba(int k);
 /* Normalisation of input band `band` of a network model (0 and 1 for
  * others). */
 void gseg__model_norm(const gseg_model *m, int band, double *mean, double *sd);

@@ -10,13 +10,21 @@
 static const char *const kPrecisions[] = {"auto", "fp32", "bf16", "fp16"};
 
 const char *const gseg__binary_classes[2] = {"background", "glacier"};
-const unsigned char gseg__default_rgba[GSEG__NDEFAULT_RGBA][4] = {
+
+static const unsigned char kDefaultRGBA[8][4] = {
     {0, 0, 0, 0},         /* background: transparent */
     {0, 170, 255, 255},   /* glacier / class 1: ice blue */
     {139, 90, 43, 255},   /* class 2: debris brown */
     {255, 200, 0, 255},   {230, 60, 60, 255}, {120, 200, 80, 255},
     {170, 90, 200, 255},  {90, 200, 200, 255},
 };
+
+const unsigned char *gseg__class_default_rgba(int k)
+{
+    return kDefaultRGBA[k <= 0 ? 0 : 1 + (k - 1) % 7];
+}
+
+const unsigned char gseg__binary_rgba[2][4] = {{0, 0, 0, 0}, {0, 170, 255, 255}};
 
 const char *gseg_precision_str(gseg_precision p)
 {
@@ -113,7 +121,7 @@ int gseg__model_classes(const gseg_model *m, const char *const **n, const unsign
 {
     (void)m;
     *n = gseg__binary_classes;
-    *c = gseg__default_rgba;
+    *c = gseg__binary_rgba;
     return 2;
 }
 #endif

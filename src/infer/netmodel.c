@@ -35,7 +35,6 @@
 /* torch.save files are read whole; beyond this they are refused. */
 #define MAX_PICKLE_BYTES ((vsi_l_offset)4 << 30)
 
-
 typedef struct netimpl {
     gseg__net *net;
     char *encoder;
@@ -525,7 +524,7 @@ static gseg_status set_meta(gseg_model *m, const gseg_model_def *def, int nbands
             snprintf(nm, sizeof nm, k ? "class_%d" : "background", k);
         ni->classes[k] = xstrdup(def && def->classes && def->classes[k] ? def->classes[k] : nm);
         if (!ni->classes[k]) return GSEG_ERR_NOMEM;
-        memcpy(ni->rgba[k], gseg__default_rgba[k % GSEG__NDEFAULT_RGBA], 4);
+        memcpy(ni->rgba[k], gseg__class_default_rgba(k), 4);
     }
     m->tile = def && def->tile > 0 ? def->tile : 256;
     m->overlap = def && def->overlap >= 0 ? def->overlap : 32;
@@ -1051,7 +1050,7 @@ int gseg__model_classes(const gseg_model *m, const char *const **names,
 {
     if (!m || m->vt != &net_vt) {
         *names = gseg__binary_classes;
-        *rgba = gseg__default_rgba;
+        *rgba = gseg__binary_rgba;
         return 2;
     }
     const netimpl *ni = m->impl;

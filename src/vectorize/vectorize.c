@@ -317,15 +317,12 @@ static gseg_status create_output(vec_ctx *c)
 /* ------------------------------------------------------------------------ */
 /* Default QGIS style (GeoPackage)                                          */
 
-
 static const char *class_name(const vec_ctx *c, int cls, char *buf, size_t cap);
 
 static const uint8_t *class_rgba(const vec_ctx *c, int cls)
 {
     if (c->p->class_rgba && cls >= 0 && cls < c->p->nclasses) return c->p->class_rgba[cls];
-    /* the model's defaults, as on the mask */
-    int n = GSEG__NDEFAULT_RGBA;
-    return gseg__default_rgba[cls >= 0 && cls < n ? cls : n - 1];
+    return gseg__class_default_rgba(cls); /* the model's defaults, as on the mask */
 }
 
 /* SimpleFill properties, in both the <Option> map QGIS >= 3.20 writes and

@@ -205,7 +205,6 @@ static gseg_status write_overview_rows(gseg_writer *w, int y, int nrows, const v
 /* ------------------------------------------------------------------------ */
 /* QGIS style                                                               */
 
-
 /* The QGIS 3 style of a class mask: a paletted renderer on band 1, class 0
  * and the nodata value fully transparent, nearest-neighbour resampling. */
 static char *build_qml(const gseg_writer_params *p)
@@ -247,10 +246,9 @@ static char *build_qml(const gseg_writer_params *p)
                   "      </minMaxOrigin>\n"
                   "      <colorPalette>\n");
     int n = p->nclasses < 256 ? p->nclasses : 256;
-    int ndef = GSEG__NDEFAULT_RGBA; /* the model's default colours */
     for (int i = 0; i < n; i++) {
         if (i == nd) continue; /* nodata is never a class */
-        const uint8_t *c = p->class_rgba ? p->class_rgba[i] : gseg__default_rgba[i < ndef ? i : ndef - 1];
+        const uint8_t *c = p->class_rgba ? p->class_rgba[i] : gseg__class_default_rgba(i);
         const char *name = p->class_names && p->class_names[i] ? p->class_names[i] : NULL;
         char *label = CPLEscapeString(name ? name : CPLSPrintf("class %d", i), -1, CPLES_XML);
         gseg__sbuf_appendf(&b,
