@@ -46,7 +46,10 @@
 # Masks compared are those of the last round.
 # Environment: TILE (256), OVERLAP (32), BATCH (4), THREADS (2), ROUNDS (2),
 #   PRECISIONS ("fp32 bf16"; bf16 is skipped, with a note, on CPUs without
-#   avx512_bf16/AMX), ITERS (8, bench_model's timed iterations), SIZE (4096),
+#   avx512_bf16/AMX), ITERS (bench_model's timed iterations; default: as
+#   many as the round's gseg-predict ran batches, so both sides are timed
+#   over the same work: on a noisy machine the best of a few short runs
+#   is biased upward against a long one), SIZE (4096),
 #   BIG_SIZE (16384; BIG=0 skips that run, which takes the longest: about
 #   5500 tiles), READERS (passed as --readers when set), GSEG_PREDICT_ARGS
 #   (more gseg-predict options), TRAIN_SECONDS (270).
@@ -65,7 +68,7 @@ BATCH=${BATCH:-4}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-2}
 PRECISIONS=${PRECISIONS:-"fp32 bf16"}
-ITERS=${ITERS:-8}
+ITERS=${ITERS:-}
 SIZE=${SIZE:-4096}
 BIG_SIZE=${BIG_SIZE:-16384}
 BIG=${BIG:-1}
@@ -193,9 +196,14 @@ peer() { # peer NAME SCENE PRECISION
         --info "$info" --tile "$TILE" --overlap "$OVERLAP" --batch "$BATCH" \
         --threads "$THREADS" --precision "$3" -q --summary "$runs/$1.json"
 }
-model_only() { # model_only NAME PRECISION
+model_only() { # model_only NAME PRECISION GSEG_RUN: as many batches as GSEG_RUN's
+    iters=$ITERS
+    [ -n "$iters" ] || iters=$($py -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["scenes"][0]
+print(max(1, -(-(s["tiles"] - s["tiles_skipped"]) // int(sys.argv[2]))))' "$runs/$3.json" "$BATCH")
     run "$1" "$build/bench/bench_model" "$model" --tile "$TILE" --batch "$BATCH" \
-        --threads "$THREADS" --precision "$2" --iters "$ITERS" --warmup 2
+        --threads "$THREADS" --precision "$2" --iters "$iters" --warmup 2
     cp "$runs/$1.log" "$runs/$1.json"
 }
 
@@ -209,7 +217,7 @@ for p in $precs; do
         echo "round $r/$ROUNDS, $p: gseg-predict, Python peer, bench_model" >&2
         predict "gseg_${p}_r$r" "$scene" "$p"
         peer "peer_${p}_r$r" "$scene" "$p"
-        model_only "model_${p}_r$r" "$p"
+        model_only "model_${p}_r$r" "$p" "gseg_${p}_r$r"
         r=$((r + 1))
     done
 done

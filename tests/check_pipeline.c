@@ -382,8 +382,11 @@ START_TEST(test_threads_batch_readers_bit_identical)
     make_model(model, 1, 2, NULL);
     nodata_scene(scene); /* 9 tiles of 128, the first skipped */
     /* threads, batch, readers: batches of 1; of 3 (3 full batches, the
-     * first with a skipped tile); of 4 (4, 4, 1) */
+     * first with a skipped tile); of 4 (4, 4, 1); the readers and the
+     * blender overlapping the network, taking turns with it (pipeline.c),
+     * and as the machine decides */
     const int runs[][3] = {{1, 1, 1}, {2, 3, 2}, {2, 4, 3}};
+    const char *turns[] = {"NO", "YES", "AUTO"};
     const char *precs[] = {"fp32", "bf16"};
     for (int p = 0; p < 2; p++) {
         if (p == 1 && !gseg__cpu_has_bf16()) {
@@ -397,9 +400,9 @@ START_TEST(test_threads_batch_readers_bit_identical)
             snprintf(pp, sizeof pp, "p_%s_%d.tif", precs[p], r);
             ck_assert_int_eq(tu_system("%s -q --model %s --image_path %s -o %s --proba %s "
                                        "--tile 128 --overlap 32 --precision %s --threads %d "
-                                       "--batch %d --readers %d",
+                                       "--batch %d --readers %d --config GSEG_PIPELINE_TURNS %s",
                                        tool, model, scene, path(mp), path(pp), precs[p],
-                                       runs[r][0], runs[r][1], runs[r][2]), 0);
+                                       runs[r][0], runs[r][1], runs[r][2], turns[r]), 0);
             if (r == 0) {
                 snprintf(ref_m, sizeof ref_m, "%s", path(mp));
                 snprintf(ref_p, sizeof ref_p, "%s", path(pp));
@@ -408,8 +411,8 @@ START_TEST(test_threads_batch_readers_bit_identical)
                 assert_same_mask(ref_m, path(mp));
             }
         }
-        fprintf(stderr, "%s: threads/batch/readers 1/1/1, 2/3/2, 2/4/3: bit-identical\n",
-                precs[p]);
+        fprintf(stderr, "%s: threads/batch/readers/turns 1/1/1/no, 2/3/2/yes, 2/4/3/auto: "
+                "bit-identical\n", precs[p]);
     }
     /* --precision auto (the default) is bf16 on CPUs with native bf16, fp32
      * elsewhere; the summary names what ran, not "auto" */
@@ -420,7 +423,17 @@ START_TEST(test_threads_batch_readers_bit_identical)
     assert_same_mask(path(CPLSPrintf("m_%s_0.tif", used)), path("m_auto.tif"));
     gseg__json *j = read_json(path("auto.json"));
     ck_assert_str_eq(jstr(j, "precision"), used);
+    ck_assert_int_eq((int)jnum(j, "threads"), 2);
     gseg__json_free(j);
+    /* --threads 0 means the CPUs the process may run on (its affinity, as
+     * under a Slurm task binding), not every core of the machine */
+    ck_assert_int_eq(tu_system("taskset -c 0 %s -q --model %s --image_path %s -o %s --tile 128 "
+                               "--overlap 32 --threads 0 --summary %s", tool, model, scene,
+                               path("m_one.tif"), path("one.json")), 0);
+    j = read_json(path("one.json"));
+    ck_assert_int_eq((int)jnum(j, "threads"), 1);
+    gseg__json_free(j);
+    assert_same_mask(path("m_auto.tif"), path("m_one.tif"));
 }
 END_TEST
 
@@ -852,10 +865,12 @@ START_TEST(test_corrupt_scene_in_batch_run)
     ck_assert_int_ne(tu_system("gdal_translate -q '%s' %s 2>/dev/null", bad, path("all.tif")), 0);
 
     /* 128-pixel tiles in batches of 1 with 2 readers: several batches are
-     * in flight when a reader fails. A hang fails through timeout (124). */
+     * in flight when a reader fails, and the readers wait for their turn
+     * (pipeline.c) while the network runs. A hang fails through timeout
+     * (124). */
     int rc = tu_system("timeout 300 %s -q --model %s --image_path %s %s %s --tile 128 "
                        "--overlap 32 --batch 1 --readers 2 --precision fp32 --threads 2 "
-                       "--summary %s 2> %s",
+                       "--config GSEG_PIPELINE_TURNS YES --summary %s 2> %s",
                        tool, model, good1, bad, good2, path("sum.json"), path("err.txt"));
     char *e = slurp(path("err.txt"), NULL);
     fprintf(stderr, "corrupt scene: exit %d, stderr:\n%s", rc, e);
@@ -866,10 +881,12 @@ START_TEST(test_corrupt_scene_in_batch_run)
                      0);
     ck_assert(no_outputs(sd, "corrupt"));
     ck_assert_int_eq(tu_system("ls -A %s | grep -q gseg-tmp", sd), 1);
-    /* the scene after the failure is mapped as in a run of its own: the
-     * failed pipeline left nothing behind in the shared model */
+    /* the scene after the failure is mapped as in a run of its own (here
+     * with the stages overlapping): the failed pipeline left nothing behind
+     * in the shared model */
     ck_assert_int_eq(tu_system("%s -q --model %s --image_path %s -o %s --tile 128 --overlap 32 "
-                               "--batch 1 --readers 2 --precision fp32 --threads 2",
+                               "--batch 1 --readers 2 --precision fp32 --threads 2 "
+                               "--config GSEG_PIPELINE_TURNS NO",
                                tool, model, good2, path("alone.tif")), 0);
     assert_same_mask(path("scenes/good2_mask.tif"), path("alone.tif"));
 

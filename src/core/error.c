@@ -3,6 +3,7 @@
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
+#include <cpl_multiproc.h>
 #include <gdal.h>
 #include <ogr_api.h>
 
@@ -91,6 +92,12 @@ char *gseg__strdup(const char *s)
 void gseg_init(void)
 {
     GDALAllRegister(); /* idempotent and thread-safe in GDAL >= 2 */
+}
+
+int gseg__cpu_count(void)
+{
+    int n = CPLGetNumCPUs(); /* honours sched_getaffinity */
+    return n > 0 ? n : 1;
 }
 
 size_t gseg__memory_limit(void)

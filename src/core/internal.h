@@ -53,6 +53,10 @@ gseg_status gseg__make_parent(const char *path);
  * (e.g. "2G", "512M"), default half of physical RAM. */
 size_t gseg__memory_limit(void);
 
+/* The CPUs this process may run on (its affinity mask: what a Slurm task
+ * or taskset grants, not every core of the node); >= 1. */
+int gseg__cpu_count(void);
+
 /* Models (src/infer): a vtable behind gseg_model. */
 typedef struct gseg__model_vt {
     const char *kind;
@@ -93,6 +97,11 @@ gseg_status gseg__model_forward_normalised(gseg_model *m, float *in, int n, int 
  * saving or training it fails afterwards). No-op for other models. */
 void gseg__model_inference_only(gseg_model *m);
 void gseg__netmodel_inference_only(gseg_model *m);
+/* The CPU threads a forward call of m keeps busy: the network's intra-op
+ * threads on the CPU, 0 on a GPU, 1 for the NDSI baseline (the caller's
+ * thread alone). */
+int gseg__model_cpu_threads(const gseg_model *m);
+int gseg__netmodel_cpu_threads(const gseg_model *m);
 /* Network models (src/infer/netmodel.c, builds with libtorch only). */
 gseg_status gseg__netmodel_open(const char *path, const gseg_model_options *opt,
                                 gseg_model **out);

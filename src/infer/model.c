@@ -202,6 +202,14 @@ gseg_status gseg__model_forward_normalised(gseg_model *m, float *in, int n, int 
     return m->vt->forward_normalised(m, in, n, h, w, valid, out);
 }
 
+int gseg__model_cpu_threads(const gseg_model *m)
+{
+#ifdef GSEG_HAVE_TORCH
+    if (strcmp(m->vt->kind, "network") == 0) return gseg__netmodel_cpu_threads(m);
+#endif
+    return 1;
+}
+
 void gseg__model_inference_only(gseg_model *m)
 {
 #ifdef GSEG_HAVE_TORCH

@@ -41,7 +41,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -849,7 +848,7 @@ try {
     net->dtype = precision == GSEG_PRECISION_BF16   ? torch::kBFloat16
                  : precision == GSEG_PRECISION_FP16 ? torch::kHalf
                                                     : torch::kFloat;
-    if (threads <= 0) threads = (int)std::max(1u, std::thread::hardware_concurrency());
+    if (threads <= 0) threads = gseg__cpu_count();
     if (d.is_cpu()) torch::set_num_threads(threads);
 
     net->opt.reset();
@@ -865,6 +864,12 @@ try {
 SHIM_CATCH("network: preparing")
 
 gseg_precision gseg__net_precision(const gseg__net *net) { return net->precision; }
+
+int gseg__net_cpu_threads(const gseg__net *net)
+{
+    if (!net->prepared) return -1;
+    return net->device.is_cpu() ? torch::get_num_threads() : 0;
+}
 
 gseg_status gseg__net_forward(gseg__net *net, const float *in, int n, int c, int h, int w,
                               float *out, int want_logits)

@@ -67,7 +67,7 @@ uint64_t gseg__net_digest(const gseg__net *net);
 int64_t gseg__net_param_count(const gseg__net *net);
 
 /* Inference settings. device: "cpu", "cuda", "cuda:N". threads: intra-op
- * threads, 0 = all cores (process-wide). fold_bn: fold BatchNorm into the
+ * threads, 0 = every CPU of the process's affinity (process-wide). fold_bn: fold BatchNorm into the
  * convolutions (eval mode). precision GSEG_PRECISION_AUTO resolves to bf16 on
  * CPUs with avx512_bf16 or AMX, fp32 on other CPUs, fp16 on CUDA. Puts the
  * net in eval mode. */
@@ -76,6 +76,9 @@ gseg_status gseg__net_prepare(gseg__net *net, const char *device,
                               int fold_bn);
 /* The precision prepare resolved to. */
 gseg_precision gseg__net_precision(const gseg__net *net);
+/* The CPU threads of the prepared net's forward: libtorch's intra-op
+ * threads on the CPU, 0 on a GPU, -1 before prepare. */
+int gseg__net_cpu_threads(const gseg__net *net);
 /* 1 if the CPU has native bf16 dot products (avx512_bf16 or AMX-BF16). */
 int gseg__cpu_has_bf16(void);
 

@@ -87,6 +87,16 @@ void gseg__netmodel_inference_only(gseg_model *m)
     if (ni->prepared) gseg__net_release_unfolded(ni->net);
 }
 
+int gseg__netmodel_cpu_threads(const gseg_model *m)
+{
+    const netimpl *ni = m->impl;
+    int n = gseg__net_cpu_threads(ni->net);
+    if (n >= 0) return n;
+    /* not prepared yet: what gseg__net_prepare will set */
+    if (ni->device && strncmp(ni->device, "cuda", 4) == 0) return 0;
+    return ni->opt.threads > 0 ? ni->opt.threads : gseg__cpu_count();
+}
+
 static gseg_status ensure_prepared(gseg_model *m)
 {
     netimpl *ni = m->impl;

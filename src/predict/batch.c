@@ -270,10 +270,10 @@ static gseg_status write_summary(const gseg__batch *b, const char *model, scene_
     gseg__sbuf_append_jstr(&s, model);
     gseg__sbuf_appendf(&s, ", \"device\": ");
     gseg__sbuf_append_jstr(&s, b->p.model_options.device ? b->p.model_options.device : "cpu");
-    gseg__sbuf_appendf(&s, ", \"precision\": \"%s\", \"shard\": [%d, %d], "
+    gseg__sbuf_appendf(&s, ", \"precision\": \"%s\", \"threads\": %d, \"shard\": [%d, %d], "
                            "\"scenes_total\": %d, \"scenes_ok\": %d, \"scenes_skipped\": %d, "
                            "\"scenes_failed\": %d, \"pixels\": %lld, \"tile_pixels\": %lld",
-                       gseg_precision_str(used), k, nshards, n, nok,
+                       gseg_precision_str(used), gseg__model_cpu_threads(m), k, nshards, n, nok,
                        nskip, nfail, px, tpx);
     jnum(&s, "glacier_km2", km2);
     jnum(&s, "seconds", seconds);
