@@ -4,6 +4,7 @@
 #include <cpl_conv.h>
 #include <cpl_error.h>
 #include <cpl_multiproc.h>
+#include <cpl_string.h>
 #include <gdal.h>
 #include <ogr_api.h>
 
@@ -98,6 +99,13 @@ int gseg__cpu_count(void)
 {
     int n = CPLGetNumCPUs(); /* honours sched_getaffinity */
     return n > 0 ? n : 1;
+}
+
+int gseg__take_turns(int busy_threads)
+{
+    const char *v = CPLGetConfigOption("GSEG_PIPELINE_TURNS", "AUTO");
+    if (!EQUAL(v, "AUTO")) return CPLTestBool(v);
+    return busy_threads >= gseg__cpu_count();
 }
 
 size_t gseg__memory_limit(void)

@@ -56,6 +56,12 @@ size_t gseg__memory_limit(void);
 /* The CPUs this process may run on (its affinity mask: what a Slurm task
  * or taskset grants, not every core of the node); >= 1. */
 int gseg__cpu_count(void);
+/* Whether the helper threads of a pipeline (prediction's readers and
+ * blender, training's loaders) should take turns with a computation that
+ * keeps busy_threads CPU threads busy, rather than run beside it: when
+ * those fill every CPU (see pipeline.c). The GDAL config option
+ * GSEG_PIPELINE_TURNS=YES|NO overrides; AUTO (default) decides. */
+int gseg__take_turns(int busy_threads);
 
 /* Models (src/infer): a vtable behind gseg_model. */
 typedef struct gseg__model_vt {

@@ -49,9 +49,7 @@
  */
 #include "predict.h"
 
-#include <cpl_conv.h>
 #include <cpl_error.h>
-#include <cpl_string.h>
 
 #include <pthread.h>
 #include <stdio.h>
@@ -326,14 +324,6 @@ size_t gseg__pipe_bytes(const gseg__pipe_params *p)
     return (size_t)(p->readers + 3) * per_slot;
 }
 
-/* Whether the stages take turns with the network (see the top of the file). */
-static int take_turns(const gseg_model *m)
-{
-    const char *v = CPLGetConfigOption("GSEG_PIPELINE_TURNS", "AUTO");
-    if (!EQUAL(v, "AUTO")) return CPLTestBool(v);
-    return gseg__model_cpu_threads(m) >= gseg__cpu_count();
-}
-
 /* The network stage, on the caller's thread: batches in order. */
 static void run_network(pipe_t *q, gseg__pipe_stats *stats)
 {
@@ -375,7 +365,7 @@ gseg_status gseg__pipe_run(const gseg__pipe_params *p, gseg__pipe_stats *stats)
     pipe_t q;
     memset(&q, 0, sizeof q);
     q.p = p;
-    q.turns = take_turns(p->model);
+    q.turns = gseg__take_turns(gseg__model_cpu_threads(p->model));
     q.T = p->grid->tile;
     q.C = gseg_model_nbands(p->model);
     q.K = gseg_model_nscores(p->model);
