@@ -67,10 +67,10 @@ uint64_t gseg__net_digest(const gseg__net *net);
 int64_t gseg__net_param_count(const gseg__net *net);
 
 /* Inference settings. device: "cpu", "cuda", "cuda:N". threads: intra-op
- * threads, 0 = every CPU of the process's affinity (process-wide). fold_bn: fold BatchNorm into the
- * convolutions (eval mode). precision GSEG_PRECISION_AUTO resolves to bf16 on
- * CPUs with avx512_bf16 or AMX, fp32 on other CPUs, fp16 on CUDA. Puts the
- * net in eval mode. */
+ * threads, 0 = every CPU of the process's affinity (process-wide). fold_bn:
+ * fold BatchNorm into the convolutions (eval mode). precision
+ * GSEG_PRECISION_AUTO resolves to bf16 on CPUs with avx512_bf16 or AMX, fp32
+ * on other CPUs, fp16 on CUDA. Puts the net in eval mode. */
 gseg_status gseg__net_prepare(gseg__net *net, const char *device,
                               gseg_precision precision, int threads,
                               int fold_bn);
