@@ -208,7 +208,8 @@ GSEG_API gseg_status gseg_precision_parse(const char *s, gseg_precision *out);
 typedef struct gseg_model_options {
     const char *device;       /* "cpu" (default), "cuda", "cuda:N" */
     gseg_precision precision; /* default GSEG_PRECISION_AUTO */
-    int threads;              /* intra-op threads, 0 = all cores; the
+    int threads;              /* intra-op threads, 0 = every CPU the
+                                 process may run on (its affinity); the
                                  setting is process-wide in libtorch */
     int fold_bn;              /* fold BatchNorm into the convolutions
                                  (default 1; 0 is for checks, fp32 only) */

@@ -83,7 +83,7 @@ static const char usage[] =
     "  --overlap N         tile overlap in pixels, blended smoothly (default: the\n"
     "                      model's, else tile/8)\n"
     "  --batch N           tiles per network call (default 4 on CPU, 16 on CUDA)\n"
-    "  --threads N         network threads (default 0 = all cores)\n"
+    "  --threads N         network threads (default 0 = the CPUs this process may use)\n"
     "  --readers N         scene reader threads (default 2)\n"
     "  --device DEV        network device: cpu (default), cuda, cuda:N\n"
     "  --precision P       network precision: auto (default: bf16 on CPUs with\n"

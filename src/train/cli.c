@@ -54,7 +54,7 @@ static const char usage[] =
     "  --patience N          stop after N epochs without improvement\n"
     "  --seed N              (default 1): same seed and threads, same weights\n"
     "  --loaders N           data loader threads (default 2)\n"
-    "  --threads N           network threads (default all cores)\n"
+    "  --threads N           network threads (default: the CPUs this process may use)\n"
     "  --device DEV          cpu (default), cuda, cuda:N (several processes:\n"
     "                        cuda means cuda:LOCAL_RANK)\n"
     "  --precision P         auto (default: bf16 on CPUs with avx512_bf16/AMX and\n"
