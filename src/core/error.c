@@ -1,4 +1,5 @@
-/* error.c — thread-local error messages, status names, allocation helpers. */
+/* error.c — thread-local error messages, status names, allocation helpers,
+ * and what the machine allows (memory limit, CPUs, taking turns). */
 #include "internal.h"
 
 #include <cpl_conv.h>
