@@ -206,6 +206,8 @@ int gseg__model_cpu_threads(const gseg_model *m)
 {
 #ifdef GSEG_HAVE_TORCH
     if (strcmp(m->vt->kind, "network") == 0) return gseg__netmodel_cpu_threads(m);
+#else
+    (void)m;
 #endif
     return 1;
 }
