@@ -118,7 +118,7 @@ int gseg__model_classes(const gseg_model *m, const char *const **names,
                         const unsigned char (**rgba)[4]);
 /* The binary pair's names and colours (as gseg__class_default_rgba's). */
 extern const char *const gseg__binary_classes[2];
-extern const unsigned char gseg__binary_rgba[2][4];
+extern const unsigned char (*const gseg__binary_rgba)[4]; /* [2] */
 /* The default RGBA colour of class k, used where a model names no colours:
  * 0 transparent background, 1 ice blue, 2 debris brown, then four more;
  * from class 8 on the colours of classes 1..7 repeat (never the

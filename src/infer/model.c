@@ -24,7 +24,8 @@ const unsigned char *gseg__class_default_rgba(int k)
     return kDefaultRGBA[k <= 0 ? 0 : 1 + (k - 1) % 7];
 }
 
-const unsigned char gseg__binary_rgba[2][4] = {{0, 0, 0, 0}, {0, 170, 255, 255}};
+/* the binary pair is the table's first two rows */
+const unsigned char (*const gseg__binary_rgba)[4] = kDefaultRGBA;
 
 const char *gseg_precision_str(gseg_precision p)
 {
