@@ -11,6 +11,7 @@
 #include "net.h"
 #include "safetensors.h"
 
+#include <cpl_conv.h>
 #include <gdal.h>
 #include <ogr_srs_api.h>
 
@@ -245,6 +246,55 @@ START_TEST(test_save_load_bit_identical)
     free(y2);
     gseg_model_free(m);
     gseg_model_free(r);
+}
+END_TEST
+
+/* The forward arena (src/infer/alloc.cpp) against the plain heap: the same
+ * weights give bit-identical outputs over a run of shapes (a partial batch,
+ * a new tile size, test-time augmentation's four passes), and each shape is
+ * recorded once: later calls follow the plan. */
+START_TEST(test_forward_arena)
+{
+    gseg_model_def d = def_for("resnet18", 3, 3);
+    gseg_model_options o = fp32(1);
+    gseg_model *m = NULL, *ref = NULL;
+    ck_gseg(gseg_model_new(&d, &o, &m));
+    ck_gseg(gseg_model_save(m, path("arena.gseg")));
+    ck_gseg(gseg_model_open(path("arena.gseg"), &o, &ref));
+    gseg__net *an = gseg__netmodel_net(m), *rn = gseg__netmodel_net(ref);
+    ck_gseg(gseg__net_prepare(an, "cpu", GSEG_PRECISION_FP32, 2, 1));
+    ck_gseg(gseg__net_prepare(rn, "cpu", GSEG_PRECISION_FP32, 2, 1));
+    const struct { int n, h, w, tta; } calls[] = {
+        {2, 64, 64, 0}, {2, 64, 64, 0}, {2, 64, 64, 0}, {1, 64, 64, 0}, {2, 64, 64, 0},
+        {2, 64, 64, 0}, {2, 48, 80, 1}, {2, 48, 80, 1}, {2, 48, 80, 1}};
+    size_t most = (size_t)2 * 3 * 64 * 80; /* 3 bands in, 3 classes out */
+    float *x = random_input(most, 11), *a = malloc(most * 4), *b = malloc(most * 4);
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        int n = calls[i].n, h = calls[i].h, w = calls[i].w;
+        gseg__net_set_tta(an, calls[i].tta);
+        gseg__net_set_tta(rn, calls[i].tta);
+        /* The reference's arena is never made (GSEG_FORWARD_ARENA=NO at its
+         * first call). */
+        CPLSetConfigOption("GSEG_FORWARD_ARENA", "NO");
+        ck_gseg(gseg__net_forward(rn, x, n, 3, h, w, b, 1));
+        CPLSetConfigOption("GSEG_FORWARD_ARENA", NULL);
+        ck_gseg(gseg__net_forward(an, x, n, 3, h, w, a, 1));
+        size_t out = (size_t)n * 3 * h * w, bytes = 0;
+        int rec = 0, same_shape = i > 0 && calls[i - 1].n == n && calls[i - 1].h == h &&
+                                  calls[i - 1].tta == calls[i].tta;
+        ck_assert_msg(memcmp(a, b, out * 4) == 0, "call %zu: the arena changed the output", i);
+        gseg__net_arena_stats(an, &bytes, &rec);
+        ck_assert_int_eq(rec, 1);
+        if (same_shape) ck_assert_msg(bytes > 0, "call %zu: no plan", i);
+        gseg__net_arena_stats(rn, &bytes, &rec);
+        ck_assert_int_eq(bytes, 0);
+        ck_assert_int_eq(rec, 0);
+    }
+    free(x);
+    free(a);
+    free(b);
+    gseg_model_free(m);
+    gseg_model_free(ref);
 }
 END_TEST
 
@@ -923,6 +973,7 @@ Suite *net_suite(void)
     tcase_add_test(core, test_resnet50_parameter_count);
     tcase_add_test(core, test_save_load_bit_identical);
     tcase_add_test(core, test_folded_equals_unfolded);
+    tcase_add_test(core, test_forward_arena);
     tcase_add_test(core, test_bf16_agrees_with_fp32);
     tcase_add_test(core, test_train_step_drives_loss_down);
     tcase_add_test(core, test_devices_and_precision);

@@ -20,6 +20,7 @@
  * libtorch 1.13 and 2.x. The segmentation head runs in fp32.
  */
 #include "net.h"
+#include "alloc.h"
 #include "dist.h"
 
 /* libtorch's headers trip -Wunused-parameter; they are not ours to fix. */
@@ -30,18 +31,14 @@
 #include <torch/version.h>
 #pragma GCC diagnostic pop
 
-#include <c10/core/CPUAllocator.h>
 #include <cpuid.h>
-#include <unistd.h>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <ostream>
 #include <streambuf>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 extern "C" {
@@ -342,105 +339,6 @@ void initialise(Unet &net)
 
 } /* namespace */
 
-/* ---- a caching CPU allocator for training ------------------------------ */
-
-/* libtorch's default CPU allocator hands every block back to glibc, which
- * unmaps blocks above its mmap threshold (at most 32 MiB), so each training
- * step faults in its activations afresh: measured here, about a tenth of a
- * resnet50 step. Training allocates the same sizes every step, so blocks of
- * 1 MiB and more are kept on free lists by exact size and reused, up to a
- * quarter of the machine's memory; smaller blocks go straight to glibc.
- * Prediction does not install it: there it gained 4-5 % in fp32 and nothing
- * in bf16, and kept 50-80 MB more resident (gseg-predict, 4096^2 scene,
- * batch 4), since blocks of one layer's size are not reused for another's.
- * libtorch 2.3 made Allocator::allocate non-const. */
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
-#define GSEG_ALLOCATE_CONST
-#else
-#define GSEG_ALLOCATE_CONST const
-#endif
-
-class CachingCPUAllocator final : public c10::Allocator {
-  public:
-    c10::DataPtr allocate(size_t n) GSEG_ALLOCATE_CONST override
-    {
-        void *p = n ? take(n) : nullptr;
-        return {p, p, &release, c10::Device(c10::DeviceType::CPU)};
-    }
-    c10::DeleterFnPtr raw_deleter() const override { return &release; }
-    /* Required from libtorch 2.3 on (pure virtual there). */
-    void copy_data(void *dst, const void *src, std::size_t n) const { std::memcpy(dst, src, n); }
-
-  private:
-    static constexpr size_t kHeader = 64; /* keeps c10's 64-byte alignment */
-    static constexpr size_t kMinCached = 1 << 20;
-
-    struct Pool {
-        std::mutex mu;
-        std::unordered_map<size_t, std::vector<void *>> free;
-        size_t cached = 0, limit = 0;
-    };
-    static Pool &pool()
-    {
-        static Pool *p = [] {
-            auto *q = new Pool; /* never destroyed: tensors may outlive statics */
-            long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-            q->limit = pages > 0 && size > 0 ? (size_t)pages * (size_t)size / 4 : (size_t)1 << 30;
-            return q;
-        }();
-        return *p;
-    }
-
-    static void *take(size_t n)
-    {
-        if (n >= kMinCached) {
-            Pool &p = pool();
-            std::lock_guard<std::mutex> lock(p.mu);
-            auto it = p.free.find(n);
-            if (it != p.free.end() && !it->second.empty()) {
-                void *base = it->second.back();
-                it->second.pop_back();
-                p.cached -= n;
-                return static_cast<char *>(base) + kHeader;
-            }
-        }
-        void *base = nullptr;
-        if (n > SIZE_MAX - kHeader || posix_memalign(&base, kHeader, n + kHeader) != 0)
-            throw std::bad_alloc();
-        *static_cast<size_t *>(base) = n;
-        return static_cast<char *>(base) + kHeader;
-    }
-
-    static void release(void *ptr)
-    {
-        if (!ptr) return;
-        void *base = static_cast<char *>(ptr) - kHeader;
-        size_t n = *static_cast<size_t *>(base);
-        if (n >= kMinCached) {
-            Pool &p = pool();
-            std::lock_guard<std::mutex> lock(p.mu);
-            if (p.cached + n <= p.limit) {
-                p.free[n].push_back(base);
-                p.cached += n;
-                return;
-            }
-        }
-        std::free(base);
-    }
-};
-
-/* Installs the caching allocator for every CPU tensor of the process from
- * now on (idempotent), unless GSEG_CACHING_ALLOCATOR=NO. */
-void use_caching_allocator()
-{
-    static CachingCPUAllocator alloc;
-    static std::once_flag once;
-    std::call_once(once, [] {
-        if (CPLTestBool(CPLGetConfigOption("GSEG_CACHING_ALLOCATOR", "YES")))
-            c10::SetCPUAllocator(&alloc, 1);
-    });
-}
-
 /* ---- the C object ------------------------------------------------------ */
 
 struct gseg__net {
@@ -459,6 +357,10 @@ struct gseg__net {
     int tta = 0;                /* 1: mean over 4 flips at inference */
     bool released = false;      /* unfolded weights freed: inference only */
     bool release_on_fold = false; /* free each unfolded layer as it is folded */
+    gseg::ForwardArena *arena = nullptr; /* CPU inference's activations (alloc.h) */
+    bool arena_tried = false;
+
+    ~gseg__net() { gseg::drop_arena(arena); }
 };
 
 namespace {
@@ -613,7 +515,10 @@ Tensor run_padded(gseg__net *net, Tensor x)
 
 Tensor logits(gseg__net *net, const float *in, int n, int c, int h, int w)
 {
-    Tensor y = run_padded(net, pad32(from_host(net, in, n, c, h, w)));
+    /* Held in x, not as a temporary of the call, so that the host copy goes
+     * once converted instead of living through the whole forward. */
+    Tensor x = pad32(from_host(net, in, n, c, h, w));
+    Tensor y = run_padded(net, std::move(x));
     return y.narrow(2, 0, h).narrow(3, 0, w);
 }
 
@@ -884,6 +789,13 @@ try {
         }
     }
     check_input(net, n, c, h, w);
+    if (!net->arena_tried && net->device.is_cpu()) {
+        net->arena = gseg::new_arena();
+        net->arena_tried = true;
+    }
+    /* Every tensor of the call, y included, is gone before the scope ends. */
+    gseg::ArenaScope scope(net->arena, {n, c, h, w, net->tta, want_logits != 0,
+                                        (int64_t)net->precision});
     torch::InferenceMode guard;
     Tensor y;
     if (net->tta) {
@@ -897,6 +809,12 @@ try {
     return GSEG_OK;
 }
 SHIM_CATCH("network: forward")
+
+void gseg__net_arena_stats(const gseg__net *net, size_t *bytes, int *recordings)
+{
+    *bytes = gseg::arena_bytes(net->arena);
+    *recordings = gseg::arena_recordings(net->arena);
+}
 
 void gseg__net_set_tta(gseg__net *net, int tta) { net->tta = tta; }
 
@@ -959,7 +877,7 @@ try {
     net->precision = GSEG_PRECISION_FP32;
     net->dtype = torch::kFloat;
     net->train_precision = precision;
-    if (net->device.is_cpu()) use_caching_allocator();
+    if (net->device.is_cpu()) gseg::use_caching_allocator();
     net->model->train();
     {
         /* Channels-last weights and activations: the layout oneDNN's

@@ -91,6 +91,14 @@ int gseg__cpu_has_bf16(void);
 gseg_status gseg__net_forward(gseg__net *net, const float *in, int n, int c,
                               int h, int w, float *out, int want_logits);
 
+/* On CPU, gseg__net_forward's tensors come from the net's forward arena
+ * (src/infer/alloc.h): the first call with an input shape is recorded and
+ * planned, later calls with that shape reuse one block of memory. bytes:
+ * the plan's size (0 while recording, or with GSEG_FORWARD_ARENA=NO);
+ * recordings: how many calls of the current shape were recorded (1 when
+ * every later call followed the plan). For tests and measurements. */
+void gseg__net_arena_stats(const gseg__net *net, size_t *bytes, int *recordings);
+
 /* Test-time augmentation of gseg__net_forward: 0 none, 1 the mean over the
  * input as is and flipped left-right, up-down and both (4 passes). */
 void gseg__net_set_tta(gseg__net *net, int tta);
