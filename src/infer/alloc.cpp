@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -128,6 +129,10 @@ thread_local ForwardArena *tl_arena = nullptr;
 
 /* ---- the forward arena ------------------------------------------------- */
 
+/* One plan per key (input shape and options), a few kept: the GDAL driver
+ * runs a tile row at a time, so its batches alternate between full and
+ * partial. Plans are laid out from offset 0 and share one block, as large
+ * as the largest: a net runs one call at a time. */
 class ForwardArena {
   public:
     ~ForwardArena() { std::free(base_); }
@@ -145,7 +150,7 @@ class ForwardArena {
     size_t bytes() const
     {
         std::lock_guard<std::mutex> lock(mu_);
-        return mode_ == REPLAY ? size_ : 0;
+        return cur_ && !off_ ? cur_->size : 0;
     }
     int recordings() const
     {
@@ -155,42 +160,47 @@ class ForwardArena {
 
   private:
     struct Block {
-        size_t slot;          /* bytes in the arena, header included */
-        int64_t born, died;   /* clock ticks; died < 0: outlived the call */
+        size_t slot;        /* bytes in the arena, header included */
+        int64_t born, died; /* clock ticks; died < 0: outlived the call */
         size_t offset;
         bool planned;
     };
-    enum Mode { RECORD, REPLAY, OFF };
+    struct Plan {
+        std::vector<int64_t> key;
+        std::vector<Block> blocks;
+        size_t size = 0; /* 0: not planned (yet) */
+        int recordings = 0;
+        bool off = false; /* strayed too often: this key uses the heap */
+        uint64_t used = 0;
+    };
+    enum Mode { RECORD, REPLAY };
+    static constexpr size_t kMaxPlans = 4;
 
-    size_t plan();
+    size_t plan(Plan &p);
     bool overlaps_live(const Block &b) const;
-    void forget_plan()
-    {
-        std::free(base_);
-        base_ = nullptr;
-        size_ = 0;
-    }
+    Plan *find_or_add(const std::vector<int64_t> &key);
 
     mutable std::mutex mu_;
+    std::list<Plan> plans_;
+    Plan *cur_ = nullptr; /* the plan of the call in progress, or the last */
     Mode mode_ = RECORD;
-    std::vector<int64_t> key_;
-    std::vector<Block> blocks_;
+    bool off_ = false; /* a planned block outlived its call: heap only */
     int64_t clock_ = 0;
-    uint64_t gen_ = 0;
+    uint64_t gen_ = 0, tick_ = 0;
+    int recordings_ = 0; /* calls recorded, all keys */
     bool in_scope_ = false;
-    size_t next_ = 0;     /* replay: the next allocation's number */
+    size_t next_ = 0;      /* replay: the next allocation's number */
     bool strayed_ = false; /* replay: some allocation was not the plan's */
-    int recordings_ = 0;
     char *base_ = nullptr;
     size_t size_ = 0;
-    std::vector<uint32_t> live_; /* planned blocks in use */
+    std::vector<uint32_t> live_; /* planned blocks of cur_ in use */
     long refs_ = 1;              /* the network + blocks carrying a pointer here */
 };
 
 bool ForwardArena::overlaps_live(const Block &b) const
 {
     for (uint32_t j : live_) {
-        const Block &o = blocks_[j];
+        const Block &o = cur_->blocks[j];
         if (b.offset < o.offset + o.slot && o.offset < b.offset + b.slot) return true;
     }
     return false;
@@ -199,25 +209,24 @@ bool ForwardArena::overlaps_live(const Block &b) const
 void *ForwardArena::take(size_t n)
 {
     std::lock_guard<std::mutex> lock(mu_);
+    std::vector<Block> &blocks = cur_->blocks;
     if (mode_ == RECORD) {
-        uint32_t index = (uint32_t)blocks_.size();
+        uint32_t index = (uint32_t)blocks.size();
         void *p = heap_block(n, RECORDED, this, index, gen_);
-        blocks_.push_back(Block{round_up(n + kHeader, kAlign), clock_++, -1, 0, false});
+        blocks.push_back(Block{round_up(n + kHeader, kAlign), clock_++, -1, 0, false});
         refs_++;
         return p;
     }
-    if (mode_ == REPLAY) {
-        size_t i = next_++;
-        if (i < blocks_.size() && blocks_[i].planned &&
-            blocks_[i].slot == round_up(n + kHeader, kAlign) && !overlaps_live(blocks_[i])) {
-            auto *h = reinterpret_cast<Header *>(base_ + blocks_[i].offset);
-            *h = Header{n, this, PLANNED, (uint32_t)i, gen_};
-            live_.push_back((uint32_t)i);
-            refs_++;
-            return data_of(h);
-        }
-        strayed_ = true;
+    size_t i = next_++;
+    if (i < blocks.size() && blocks[i].planned &&
+        blocks[i].slot == round_up(n + kHeader, kAlign) && !overlaps_live(blocks[i])) {
+        auto *h = reinterpret_cast<Header *>(base_ + blocks[i].offset);
+        *h = Header{n, this, PLANNED, (uint32_t)i, gen_};
+        live_.push_back((uint32_t)i);
+        refs_++;
+        return data_of(h);
     }
+    strayed_ = true;
     return heap_block(n, HEAP, nullptr, 0, 0);
 }
 
@@ -228,38 +237,38 @@ bool ForwardArena::give(Header *h)
         auto it = std::find(live_.begin(), live_.end(), h->index);
         if (it != live_.end()) live_.erase(it);
     } else {
-        if (mode_ == RECORD && in_scope_ && h->gen == gen_) blocks_[h->index].died = clock_++;
+        if (mode_ == RECORD && in_scope_ && h->gen == gen_) cur_->blocks[h->index].died = clock_++;
         heap_give(h);
     }
     return --refs_ == 0;
 }
 
 /* Greedy by size: the largest blocks first, each at the lowest offset where
- * it overlaps no placed block alive at the same time. Returns the arena's
+ * it overlaps no placed block alive at the same time. Returns the plan's
  * size (0: nothing to plan). */
-size_t ForwardArena::plan()
+size_t ForwardArena::plan(Plan &p)
 {
+    std::vector<Block> &blocks = p.blocks;
     std::vector<uint32_t> order;
-    for (uint32_t i = 0; i < blocks_.size(); i++) {
-        blocks_[i].planned = blocks_[i].died >= 0;
-        if (blocks_[i].planned) order.push_back(i);
+    for (uint32_t i = 0; i < blocks.size(); i++) {
+        blocks[i].planned = blocks[i].died >= 0;
+        if (blocks[i].planned) order.push_back(i);
     }
-    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-        return blocks_[a].slot > blocks_[b].slot;
-    });
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return blocks[a].slot > blocks[b].slot; });
     std::vector<uint32_t> placed, near;
     size_t total = 0;
     for (uint32_t i : order) {
-        Block &b = blocks_[i];
+        Block &b = blocks[i];
         near.clear();
         for (uint32_t j : placed)
-            if (b.born < blocks_[j].died && blocks_[j].born < b.died) near.push_back(j);
+            if (b.born < blocks[j].died && blocks[j].born < b.died) near.push_back(j);
         std::sort(near.begin(), near.end(),
-                  [&](uint32_t x, uint32_t y) { return blocks_[x].offset < blocks_[y].offset; });
+                  [&](uint32_t x, uint32_t y) { return blocks[x].offset < blocks[y].offset; });
         size_t off = 0;
         for (uint32_t j : near) {
-            if (off + b.slot <= blocks_[j].offset) break;
-            off = std::max(off, blocks_[j].offset + blocks_[j].slot);
+            if (off + b.slot <= blocks[j].offset) break;
+            off = std::max(off, blocks[j].offset + blocks[j].slot);
         }
         b.offset = off;
         total = std::max(total, off + b.slot);
@@ -268,29 +277,45 @@ size_t ForwardArena::plan()
     return total;
 }
 
+ForwardArena::Plan *ForwardArena::find_or_add(const std::vector<int64_t> &key)
+{
+    for (Plan &p : plans_)
+        if (p.key == key) return &p;
+    if (plans_.size() == kMaxPlans) { /* the least recently used goes */
+        auto lru = plans_.begin();
+        for (auto it = plans_.begin(); it != plans_.end(); ++it)
+            if (it->used < lru->used) lru = it;
+        plans_.erase(lru);
+    }
+    plans_.emplace_back();
+    plans_.back().key = key;
+    return &plans_.back();
+}
+
 bool ForwardArena::begin(const std::vector<int64_t> &key)
 {
     std::lock_guard<std::mutex> lock(mu_);
-    if (mode_ != OFF && key != key_) {
-        if (!live_.empty()) {
-            mode_ = OFF;
-        } else {
-            forget_plan();
-            key_ = key;
-            mode_ = RECORD;
-            recordings_ = 0;
-        }
-    }
-    if (mode_ == OFF) return false;
-    if (mode_ == RECORD) {
-        blocks_.clear();
-        clock_ = 0;
-        gen_++;
-        in_scope_ = true;
-    } else {
+    if (off_) return false;
+    cur_ = find_or_add(key);
+    cur_->used = ++tick_;
+    if (cur_->off) return false;
+    if (cur_->size) {
+        mode_ = REPLAY;
         next_ = 0;
         strayed_ = false;
+        return true;
     }
+    /* Recording: the heap serves the call, so the block goes meanwhile
+     * (no planned block is alive between calls) and comes back sized for
+     * every plan kept. */
+    std::free(base_);
+    base_ = nullptr;
+    size_ = 0;
+    mode_ = RECORD;
+    cur_->blocks.clear();
+    clock_ = 0;
+    gen_++;
+    in_scope_ = true;
     return true;
 }
 
@@ -301,24 +326,23 @@ void ForwardArena::end()
         if (!live_.empty()) {
             /* Someone kept a planned block: its bytes must never be handed
              * out again. The arena goes with its last block. */
-            mode_ = OFF;
+            off_ = true;
             CPLDebug("GSEG", "forward arena: a block outlived the call; arena off");
-        } else if (strayed_ || next_ != blocks_.size()) {
-            forget_plan();
-            mode_ = recordings_ < kMaxRecordings ? RECORD : OFF;
+        } else if (strayed_ || next_ != cur_->blocks.size()) {
+            cur_->size = 0;
+            cur_->off = cur_->recordings >= kMaxRecordings;
             CPLDebug("GSEG", "forward arena: the call strayed from the plan; %s",
-                     mode_ == RECORD ? "recording again" : "arena off");
+                     cur_->off ? "this shape uses the heap" : "recording again");
         }
         return;
     }
-    if (mode_ != RECORD) return;
     in_scope_ = false;
+    cur_->recordings++;
     recordings_++;
-    size_t total = plan();
-    if (!total) {
-        mode_ = OFF;
-        return;
-    }
+    cur_->size = plan(*cur_);
+    cur_->off = cur_->size == 0;
+    size_t total = 0, blocks = cur_->blocks.size(), planned = cur_->size;
+    for (const Plan &p : plans_) total = std::max(total, p.size);
     lock.unlock();
 #if defined(__GLIBC__)
     /* The recording's blocks came from the heap: give its holes back before
@@ -326,25 +350,14 @@ void ForwardArena::end()
     malloc_trim(0);
 #endif
     void *base = nullptr;
-    if (posix_memalign(&base, 4096, total) != 0) base = nullptr;
+    if (total && posix_memalign(&base, 4096, total) != 0) base = nullptr;
     lock.lock();
-    if (!base || mode_ != RECORD || in_scope_) {
-        std::free(base);
-        mode_ = OFF;
-        return;
-    }
+    if (total && !base) off_ = true;
     base_ = static_cast<char *>(base);
     size_ = total;
     mode_ = REPLAY;
-    size_t peak = 0; /* the most bytes alive at once: what any plan needs */
-    for (const Block &b : blocks_) {
-        size_t alive = 0;
-        for (const Block &o : blocks_)
-            if (o.planned && o.born <= b.born && b.born < o.died) alive += o.slot;
-        peak = std::max(peak, alive);
-    }
-    CPLDebug("GSEG", "forward arena: %.1f MB for %zu blocks (at most %.1f MB alive at once)",
-             total / 1e6, blocks_.size(), peak / 1e6);
+    CPLDebug("GSEG", "forward arena: a plan of %.1f MB for %zu blocks; the arena holds %.1f MB",
+             planned / 1e6, blocks, total / 1e6);
 }
 
 /* ---- the allocator ----------------------------------------------------- */

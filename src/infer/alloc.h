@@ -17,12 +17,15 @@
  *   lifetimes overlap never share bytes (the memory planning of ggml-alloc,
  *   TFLite's arena planner or TorchScript's static runtime). Later calls with
  *   the same shape take their blocks from the arena: no page faults, and the
- *   heap no longer fragments under activations of every size. Memory: the
- *   arena is about the forward's peak of live activations.
+ *   heap no longer fragments under activations of every size. Plans of up to
+ *   four shapes are kept (full and partial batches alternate in the GDAL
+ *   driver) and share one block as large as the largest plan, about the
+ *   forward's peak of live activations; recording a new shape frees the
+ *   block meanwhile, so the heap's copy and the block never coexist.
  *   Safety: a block is served from the arena only if its size is the recorded
  *   one and no live arena block overlaps it; anything else comes from the
- *   heap. A call that strays from the plan is re-recorded (three times at
- *   most, then the arena is given up); a planned block still alive after the
+ *   heap. A call that strays from its plan is re-recorded (three times at
+ *   most, then that shape uses the heap); a planned block still alive after the
  *   call (kept by someone) turns the arena off for good, so its bytes are
  *   never handed out twice.
  *
@@ -55,8 +58,8 @@ class ForwardArena;
 ForwardArena *new_arena();
 void drop_arena(ForwardArena *a);
 
-/* Bytes of the arena's current plan (0 while recording or when off), and
- * how many calls of the current key were recorded. */
+/* Bytes of the plan of the last call's key (0 while recording or when
+ * off), and how many calls were recorded, all keys together. */
 size_t arena_bytes(const ForwardArena *a);
 int arena_recordings(const ForwardArena *a);
 

@@ -93,10 +93,11 @@ gseg_status gseg__net_forward(gseg__net *net, const float *in, int n, int c,
 
 /* On CPU, gseg__net_forward's tensors come from the net's forward arena
  * (src/infer/alloc.h): the first call with an input shape is recorded and
- * planned, later calls with that shape reuse one block of memory. bytes:
- * the plan's size (0 while recording, or with GSEG_FORWARD_ARENA=NO);
- * recordings: how many calls of the current shape were recorded (1 when
- * every later call followed the plan). For tests and measurements. */
+ * planned, later calls with that shape reuse one block of memory (plans of
+ * up to four shapes are kept). bytes: the plan's size for the last call's
+ * shape (0 with GSEG_FORWARD_ARENA=NO); recordings: calls recorded since
+ * the net was made (one per shape while every call follows its plan). For
+ * tests and measurements. */
 void gseg__net_arena_stats(const gseg__net *net, size_t *bytes, int *recordings);
 
 /* Test-time augmentation of gseg__net_forward: 0 none, 1 the mean over the
