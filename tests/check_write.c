@@ -273,6 +273,44 @@ START_TEST(test_atomicity)
 }
 END_TEST
 
+/* Outputs named without an extension, or in a folder with a dot, land
+ * exactly at their name, sidecars beside them, no temporary file left. */
+START_TEST(test_names_without_extension)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("noext");
+    ck_assert_int_eq(tu_system("mkdir -p '%s/runs.v2'", dir), 0);
+    const char *outs[] = {CPLSPrintf("%s/glacier_model", dir), CPLSPrintf("%s/runs.v2/m", dir),
+                          CPLSPrintf("%s/.hidden", dir)};
+    for (int i = 0; i < 3; i++) {
+        char *out = CPLStrdup(outs[i]);
+        ck_gseg(gseg__write_file_atomic(out, "abc", 3));
+        ck_assert_int_eq(tu_system("test \"$(cat '%s')\" = abc", out), 0);
+        /* a raster: GTiff with a PAM sidecar and a QGIS style */
+        char *ras = CPLStrdup(CPLSPrintf("%s_mask", out));
+        gseg_writer_params p = mask_params(60, 40, NULL);
+        p.format = "GTiff";
+        gseg_writer *wr = NULL;
+        ck_gseg(gseg_writer_open(ras, &p, &wr));
+        write_all(wr, 60, 40);
+        ck_gseg(gseg_writer_close(wr, NULL, NULL));
+        ck_assert_int_eq(tu_system("gdalinfo '%s' | grep -q 'Size is 60, 40'", ras), 0);
+        CPLFree(ras);
+        CPLFree(out);
+    }
+    ck_assert_int_eq(tu_system("find '%s' -name '*gseg-tmp*' | grep -q .", dir), 1);
+    /* the signal-handler cleanup finds them too */
+    gseg_writer_params p = mask_params(60, 40, NULL);
+    gseg_writer *wr = NULL;
+    ck_gseg(gseg_writer_open(CPLSPrintf("%s/killed", dir), &p, &wr));
+    ck_assert_int_eq(tu_system("ls -a '%s' | grep -q gseg-tmp", dir), 0);
+    gseg_remove_temp_files();
+    ck_assert_int_eq(tu_system("ls -a '%s' | grep -q gseg-tmp", dir), 1);
+    gseg_writer_abort(wr);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_georef_carried)
 {
     gseg_init();
@@ -598,6 +636,7 @@ int main(void)
     tcase_add_test(tc, test_cog_round_trip);
     tcase_add_test(tc, test_formats_and_options);
     tcase_add_test(tc, test_atomicity);
+    tcase_add_test(tc, test_names_without_extension);
     tcase_add_test(tc, test_georef_carried);
     tcase_add_test(tc, test_qml_sidecar);
     tcase_add_test(tc, test_errors);

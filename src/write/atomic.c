@@ -74,6 +74,17 @@ static void slot_unregister(const char *path)
         }
 }
 
+/* Length of the stem of a temporary file name ".name.gseg-tmp-HOST-PID-N"
+ * followed by the output's extension, if it has one: up to the first '.'
+ * after the marker (HOST has none). Not the last '.' of the name: an output
+ * without extension has none after its stem. Signal-safe. */
+static size_t tmp_stem_len(const char *base)
+{
+    const char *m = strstr(base, ".gseg-tmp-");
+    const char *e = m ? strchr(m + 10, '.') : strrchr(base, '.');
+    return e && e != base ? (size_t)(e - base) : strlen(base);
+}
+
 void gseg_remove_temp_files(void)
 {
     char buf[TMP_PATH_MAX + 16];
@@ -86,13 +97,9 @@ void gseg_remove_temp_files(void)
             memcpy(buf + n, sidecars[k], m + 1);
             unlink(buf);
         }
-        /* The stem as split_path() cuts it: up to the last '.' of the name. */
-        size_t stem = n;
-        for (size_t j = n; j > 0 && slots[i].path[j - 1] != '/'; j--)
-            if (slots[i].path[j - 1] == '.') {
-                if (j - 1 > 0 && slots[i].path[j - 2] != '/') stem = j - 1;
-                break;
-            }
+        const char *base = strrchr(slots[i].path, '/');
+        base = base ? base + 1 : slots[i].path;
+        size_t stem = (size_t)(base - slots[i].path) + tmp_stem_len(base);
         for (size_t k = 0; k < sizeof stem_sidecars / sizeof *stem_sidecars; k++) {
             size_t m = strlen(stem_sidecars[k]);
             memcpy(buf, slots[i].path, stem);
@@ -180,6 +187,10 @@ static char **tmp_siblings(const char *tmp_path, char *dir, char *stem)
 {
     char ext[TMP_PATH_MAX];
     if (!split_path(tmp_path, dir, stem, ext, TMP_PATH_MAX)) return NULL;
+    const char *base = strrchr(tmp_path, '/') ? strrchr(tmp_path, '/') + 1 : tmp_path;
+    size_t stl = tmp_stem_len(base);
+    memcpy(stem, base, stl);
+    stem[stl] = '\0';
     char **entries = VSIReadDir(dir);
     char **out = NULL;
     size_t sl = strlen(stem);
