@@ -513,9 +513,9 @@ typedef struct gseg_predict_stats {
     long long pixels;        /* scene pixels */
     long long valid_pixels;  /* pixels with data */
     long long class_pixels[8]; /* pixels per class value 0..7 */
-    double class_km2[8];     /* their area on the ground (pixel areas on the
-                                ellipsoid for geographic CRSs); NaN without
-                                georeferencing */
+    double class_km2[8];     /* their area on the ellipsoid of the scene's
+                                CRS (each pixel's own area, for projected
+                                CRSs too); NaN without georeferencing */
     int tiles, tiles_skipped;
     long long tile_pixels;   /* pixels through the model: tiles run x tile^2 */
     int batch, readers;      /* as run */
