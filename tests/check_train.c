@@ -299,6 +299,25 @@ START_TEST(test_evaluate_matches_sklearn)
                                "a = json.load(sys.stdin); b = json.load(open(sys.argv[1])); "
                                "sys.exit(a != b)' %s", tu_build("src/tools/gseg-evaluate"), data,
                                path("ev.json")), 0);
+    /* A geographic grid (pixels 0.0004° × 0.0002° at 36°N) and a mask
+     * whose nodata is 254 with pixels of 255, both unlabelled: the same
+     * comparison with SciPy's distances in metres. */
+    ck_assert_int_eq(tu_system("mkdir -p %s/images %s/masks && "
+                               "gdalwarp -q -t_srs EPSG:4326 -tr 0.0004 0.0002 -r near "
+                               "-dstnodata 0 %s/images/scene_001.tif %s/images/g.tif && "
+                               "gdalwarp -q -t_srs EPSG:4326 -tr 0.0004 0.0002 -r near "
+                               "-dstnodata 254 %s/masks/scene_001.tif %s/masks/g.tif && "
+                               "/usr/bin/python3 -c \"from osgeo import gdal; "
+                               "d = gdal.Open('%s/masks/g.tif', 1); a = d.ReadAsArray(); "
+                               "a[:40, :] = 255; d.GetRasterBand(1).WriteArray(a)\"",
+                               path("geo"), path("geo"), data, path("geo"), data, path("geo"),
+                               path("geo")), 0);
+    ck_assert_int_eq(tu_system("%s --model ndsi:green=green,swir=swir1 --data %s -q --json %s "
+                               "--save-masks %s > /dev/null", tu_build("src/tools/gseg-evaluate"),
+                               path("geo"), path("geo.json"), path("geopred")), 0);
+    ck_assert_int_eq(tu_system("/usr/bin/python3 %s/eval_peer.py %s %s %s/masks",
+                               tu_src("tests/peers"), path("geo.json"), path("geopred"),
+                               path("geo")), 0);
     /* A model that does not exist: exit 1, one line. */
     ck_assert_int_eq(tu_system("%s --model %s --data %s -q 2>/dev/null",
                                tu_build("src/tools/gseg-evaluate"), path("none.gseg"), data), 1);

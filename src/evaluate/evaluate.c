@@ -14,6 +14,7 @@
  *   transform (Felzenszwalb & Huttenlocher).
  */
 #include "internal.h"
+#include "../core/area.h"
 #include "json.h"
 #include "../train/train.h"
 
@@ -40,8 +41,9 @@ typedef struct evres {
     long long bdist_n;
 } evres;
 
-/* 1-D squared distance transform of f (n samples) into d. */
-static void edt1(const double *f, double *d, int n, int *v, double *z)
+/* 1-D squared distance transform of f (n samples, s2 the squared spacing
+ * between them) into d. */
+static void edt1(const double *f, double *d, int n, double s2, int *v, double *z)
 {
     int k = 0;
     v[0] = 0;
@@ -50,7 +52,7 @@ static void edt1(const double *f, double *d, int n, int *v, double *z)
     for (int q = 1; q < n; q++) {
         double s;
         for (;;) {
-            s = ((f[q] + (double)q * q) - (f[v[k]] + (double)v[k] * v[k])) / (2.0 * q - 2.0 * v[k]);
+            s = ((f[q] + s2 * q * q) - (f[v[k]] + s2 * v[k] * v[k])) / (2.0 * s2 * (q - v[k]));
             if (s <= z[k] && k > 0) k--;
             else break;
         }
@@ -68,12 +70,16 @@ static void edt1(const double *f, double *d, int n, int *v, double *z)
     k = 0;
     for (int q = 0; q < n; q++) {
         while (z[k + 1] < q) k++;
-        d[q] = (double)(q - v[k]) * (q - v[k]) + f[v[k]];
+        d[q] = s2 * (q - v[k]) * (q - v[k]) + f[v[k]];
     }
 }
 
-/* Squared Euclidean distance (pixels) to the nearest set pixel of b. */
-static double *edt(const uint8_t *b, int w, int h)
+/* Squared Euclidean distance to the nearest set pixel of b, with pixels
+ * sx[y] wide in row y and sy high (metres; 1 for pixel units). Exact on a
+ * grid with one width; with the width varying by row (geographic grids,
+ * pixels narrowing towards the poles) each row's own width is used for
+ * its distances along the row. */
+static double *edt(const uint8_t *b, int w, int h, const double *sx, double sy)
 {
     int n = w > h ? w : h;
     double *g = gseg__malloc((size_t)w * h, sizeof *g), *f = gseg__malloc((size_t)n, sizeof *f),
@@ -86,12 +92,12 @@ static double *edt(const uint8_t *b, int w, int h)
     const double INF = 1e20;
     for (int x = 0; x < w; x++) {
         for (int y = 0; y < h; y++) f[y] = b[(size_t)y * w + x] ? 0 : INF;
-        edt1(f, d, h, v, z);
+        edt1(f, d, h, sy * sy, v, z);
         for (int y = 0; y < h; y++) g[(size_t)y * w + x] = d[y];
     }
     for (int y = 0; y < h; y++) {
         memcpy(f, g + (size_t)y * w, (size_t)w * sizeof *f);
-        edt1(f, d, w, v, z);
+        edt1(f, d, w, sx[y] * sx[y], v, z);
         memcpy(g + (size_t)y * w, d, (size_t)w * sizeof *d);
     }
     free(f), free(d), free(z), free(v);
@@ -114,20 +120,6 @@ static uint8_t *boundary(const uint8_t *pos, int w, int h)
     return b;
 }
 
-/* Area of one pixel in km² for row y (projected: planar; geographic: on
- * the authalic sphere). */
-static double pixel_km2(const double gt[6], OGRSpatialReferenceH srs, int y)
-{
-    if (srs && OSRIsGeographic(srs)) {
-        const double R = 6371007.2;
-        double lat0 = gt[3] + gt[5] * y, lat1 = lat0 + gt[5];
-        double dlon = fabs(gt[1]) * M_PI / 180;
-        return R * R * dlon * fabs(sin(lat0 * M_PI / 180) - sin(lat1 * M_PI / 180)) / 1e6;
-    }
-    double lin = srs ? OSRGetLinearUnits(srs, NULL) : 1.0;
-    return fabs(gt[1] * gt[5] - gt[2] * gt[4]) * lin * lin / 1e6;
-}
-
 /* Compares the prediction of `image` (pred_path, on the image's grid with
  * its georeferencing) with the truth mask. A truth on another grid is
  * refused, naming both files, as gseg-train does: another size, or, where
@@ -139,7 +131,8 @@ static gseg_status compare(const char *pred_path, const char *truth_path, const 
     GDALDatasetH t = GDALOpenEx(truth_path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
     gseg_status st = GSEG_OK;
     uint8_t *a = NULL, *b = NULL, *pp = NULL, *tp = NULL, *pb = NULL, *tb = NULL;
-    double *dp = NULL, *dt = NULL;
+    double *dp = NULL, *dt = NULL, *sx = NULL;
+    gseg__areas *areas = NULL;
     if (!p || !t) {
         st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot open", !p ? pred_path : truth_path);
         goto done;
@@ -195,15 +188,22 @@ static gseg_status compare(const char *pred_path, const char *truth_path, const 
     int has = 0;
     double nd = GDALGetRasterNoDataValue(GDALGetRasterBand(t, 1), &has);
     int tnd = has && nd >= 0 && nd <= 255 ? (int)nd : 255;
-    double gt[6] = {0, 1, 0, 0, 0, -1};
-    GDALGetGeoTransform(t, gt);
-    OGRSpatialReferenceH srs = GDALGetSpatialRef(t);
+    /* Areas and distances on the prediction's grid: the image's, which a
+     * truth without georeferencing does not carry. */
+    double gt[6];
+    int geo = GDALGetGeoTransform(p, gt) == CE_None;
+    char *wkt = NULL;
+    if (si) OSRExportToWkt(si, &wkt);
+    areas = gseg__areas_new(geo ? gt : NULL, wkt, w, h);
+    CPLFree(wkt);
     for (int y = 0; y < h; y++) {
-        double pkm2 = pixel_km2(gt, srs, y);
+        const double *cell = areas ? gseg__areas_row(areas, y) : NULL;
         for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * w + x;
             int tv = b[i], pv = a[i];
-            if (tv == tnd || pv == 255) continue; /* unlabelled, or no data */
+            double pkm2 = cell ? cell[x / GSEG__AREA_CELL] : NAN;
+            /* not labelled (255 or the mask's nodata), or no data */
+            if (tv == tnd || tv == 255 || pv == 255) continue;
             if (K == 2) tv = tv > 0;
             if (tv >= K || pv >= K) {
                 st = gseg__err(GSEG_ERR_FORMAT, "%s: value %d at (%d, %d) outside 0..%d",
@@ -227,22 +227,34 @@ static gseg_status compare(const char *pred_path, const char *truth_path, const 
     int anyp = 0, anyt = 0;
     for (size_t i = 0; i < n; i++) anyp |= pb[i], anyt |= tb[i];
     if (anyp && anyt) {
-        dp = edt(pb, w, h);
-        dt = edt(tb, w, h);
+        /* Pixel spacing in metres, per row at the centre column; pixels
+         * without georeferencing count as 1 m. */
+        sx = gseg__malloc((size_t)h, sizeof *sx);
+        if (!sx) {
+            st = GSEG_ERR_NOMEM;
+            goto done;
+        }
+        double sy = 1, dy = 1;
+        for (int y = 0; y < h; y++) {
+            sx[y] = 1;
+            if (areas) gseg__areas_spacing(areas, w / 2, y, &sx[y], &dy);
+            if (!(sx[y] > 0)) sx[y] = 1;
+            if (y == h / 2 && dy > 0) sy = dy;
+        }
+        dp = edt(pb, w, h, sx, sy);
+        dt = edt(tb, w, h, sx, sy);
         if (!dp || !dt) {
             st = GSEG_ERR_NOMEM;
             goto done;
         }
-        double px = sqrt(fabs(gt[1] * gt[5] - gt[2] * gt[4]));
-        if (srs && OSRIsGeographic(srs)) px *= 111195.0; /* degrees to metres, roughly */
-        else if (srs) px *= OSRGetLinearUnits(srs, NULL);
         for (size_t i = 0; i < n; i++) {
-            if (pb[i]) r->bdist_sum += sqrt(dt[i]) * px, r->bdist_n++;
-            if (tb[i]) r->bdist_sum += sqrt(dp[i]) * px, r->bdist_n++;
+            if (pb[i]) r->bdist_sum += sqrt(dt[i]), r->bdist_n++;
+            if (tb[i]) r->bdist_sum += sqrt(dp[i]), r->bdist_n++;
         }
     }
 done:
-    free(a), free(b), free(pp), free(tp), free(pb), free(tb), free(dp), free(dt);
+    free(a), free(b), free(pp), free(tp), free(pb), free(tb), free(dp), free(dt), free(sx);
+    gseg__areas_free(areas);
     if (p) GDALClose(p);
     if (t) GDALClose(t);
     return st;

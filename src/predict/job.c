@@ -12,131 +12,12 @@
 #include <cpl_conv.h>
 #include <cpl_string.h>
 #include <gdal.h>
-#include <geodesic.h>
 #include <ogr_srs_api.h>
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* How pixel areas are found (predict.h, gseg__px_area). */
-static void px_area_init(gseg__px_area *a, const gseg_scene *s)
-{
-    memset(a, 0, sizeof *a);
-    const char *wkt = gseg_scene_crs_wkt(s);
-    if (!gseg_scene_geotransform(s, a->gt) || !*wkt) return;
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(wkt);
-    if (!srs) return;
-    int north_up = a->gt[2] == 0 && a->gt[4] == 0;
-    if (OSRIsGeographic(srs) && north_up) {
-        OGRErr e1 = OGRERR_NONE, e2 = OGRERR_NONE;
-        double semi = OSRGetSemiMajor(srs, &e1), invf = OSRGetInvFlattening(srs, &e2);
-        double rad = OSRGetAngularUnits(srs, NULL);
-        if (e1 == OGRERR_NONE && e2 == OGRERR_NONE && semi > 0 && rad > 0) {
-            geod_init(&a->geod, semi, invf != 0 ? 1.0 / invf : 0.0);
-            a->deg_per_unit = rad * 180.0 / M_PI;
-            a->kind = 2;
-        }
-    } else if (OSRIsGeographic(srs) || OSRIsProjected(srs)) {
-        a->wkt = wkt;
-        a->kind = 1;
-    }
-    OSRDestroySpatialReference(srs);
-}
-
-/* km² of one pixel of row y of a kind-2 grid. */
-static double px_area_row_km2(const gseg__px_area *a, int y)
-{
-    double lat[4], lon[4], area = 0;
-    static const int cx[4] = {0, 1, 1, 0}, cy[4] = {0, 0, 1, 1};
-    for (int i = 0; i < 4; i++) {
-        lon[i] = (a->gt[0] + cx[i] * a->gt[1]) * a->deg_per_unit;
-        lat[i] = (a->gt[3] + (y + cy[i]) * a->gt[5]) * a->deg_per_unit;
-    }
-    geod_polygonarea(&a->geod, lat, lon, 4, &area, NULL);
-    return fabs(area) / 1e6;
-}
-
-/* Kind 1: the transformation to longitude, latitude (degrees, in that
- * order) on the CRS's own datum, and its ellipsoid. 0 if PROJ cannot. */
-static int cells_init(gseg__classify *c, const gseg__px_area *a)
-{
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(a->wkt);
-    OGRSpatialReferenceH geog = srs ? OSRCloneGeogCS(srs) : NULL;
-    OGRErr e1 = OGRERR_FAILURE, e2 = OGRERR_FAILURE;
-    double semi = geog ? OSRGetSemiMajor(geog, &e1) : 0;
-    double invf = geog ? OSRGetInvFlattening(geog, &e2) : 0;
-    if (geog && e1 == OGRERR_NONE && e2 == OGRERR_NONE && semi > 0) {
-        OSRSetAxisMappingStrategy(srs, OAMS_TRADITIONAL_GIS_ORDER);
-        OSRSetAxisMappingStrategy(geog, OAMS_TRADITIONAL_GIS_ORDER);
-        CPLPushErrorHandler(CPLQuietErrorHandler);
-        c->to_geog = OCTNewCoordinateTransformation(srs, geog);
-        CPLPopErrorHandler();
-        double f = invf != 0 ? 1.0 / invf : 0.0;
-        c->a = semi;
-        c->e2 = f * (2 - f);
-        geod_init(&c->geod, semi, f);
-    }
-    if (geog) OSRDestroySpatialReference(geog);
-    if (srs) OSRDestroySpatialReference(srs);
-    return c->to_geog != NULL;
-}
-
-/* Pixel areas of the cells of cell row r (kind 1): NaN where a corner
- * cannot be transformed (outside the projection's domain). */
-static void cells_row(gseg__classify *c, int r)
-{
-    const double *gt = c->area->gt;
-    int n = (c->width + GSEG__AREA_CELL - 1) / GSEG__AREA_CELL;
-    int y0 = r * GSEG__AREA_CELL, y1 = y0 + GSEG__AREA_CELL < c->height ? y0 + GSEG__AREA_CELL
-                                                                       : c->height;
-    double *x = c->cell_xy, *y = x + 2 * (n + 1);
-    int *good = c->cell_ok;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i <= n; i++) {
-            double px = i * GSEG__AREA_CELL < c->width ? i * GSEG__AREA_CELL : c->width;
-            double py = k ? y1 : y0;
-            x[k * (n + 1) + i] = gt[0] + px * gt[1] + py * gt[2];
-            y[k * (n + 1) + i] = gt[3] + px * gt[4] + py * gt[5];
-        }
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    OCTTransformEx(c->to_geog, 2 * (n + 1), x, y, NULL, good);
-    CPLPopErrorHandler();
-    const double rad = M_PI / 180;
-    for (int i = 0; i < n; i++) {
-        int q[4] = {i, i + 1, n + 1 + i + 1, n + 1 + i}; /* a ring of corners */
-        double lam[4], phi[4], area = 0, pc = 0;
-        int bad = 0;
-        for (int k = 0; k < 4; k++) {
-            bad |= !good[q[k]] || !isfinite(x[q[k]]) || !isfinite(y[q[k]]);
-            double d = x[q[k]] - x[q[0]]; /* across the antimeridian */
-            d -= 360 * floor((d + 180) / 360);
-            lam[k] = (x[q[0]] + d) * rad;
-            phi[k] = y[q[k]] * rad;
-            pc += phi[k] / 4;
-        }
-        double span = 0;
-        for (int k = 0; k < 4; k++) {
-            area += lam[k] * phi[(k + 1) % 4] - lam[(k + 1) % 4] * phi[k];
-            span = fmax(span, fabs(lam[k] - lam[0]));
-        }
-        double m2;
-        if (fabs(pc) < 80 * rad && span < 0.1) {
-            double s2 = sin(pc) * sin(pc), w = 1 - c->e2 * s2;
-            double mn = c->a * c->a * (1 - c->e2) / (w * w); /* M·N */
-            m2 = fabs(area) / 2 * mn * cos(pc);
-        } else { /* around a pole, or a cell many degrees wide */
-            double la[4], lo[4];
-            for (int k = 0; k < 4; k++) la[k] = y[q[k]], lo[k] = x[q[k]];
-            geod_polygonarea(&c->geod, la, lo, 4, &m2, NULL);
-            m2 = fabs(m2);
-        }
-        int cw = (i + 1) * GSEG__AREA_CELL < c->width ? GSEG__AREA_CELL
-                                                      : c->width - i * GSEG__AREA_CELL;
-        c->cell_km2[i] = bad ? NAN : m2 / 1e6 / ((double)cw * (y1 - y0));
-    }
-}
 
 gseg_status gseg__classify_init(gseg__classify *c, const gseg__job *j, int want_scores,
                                 gseg__rows_fn emit, void *user, gseg_predict_stats *stats)
@@ -146,23 +27,17 @@ gseg_status gseg__classify_init(gseg__classify *c, const gseg__job *j, int want_
     c->nscores = j->K;
     c->cap_rows = j->grid.tile;
     c->threshold = j->threshold;
-    c->area = &j->area;
     c->emit = emit;
     c->user = user;
     c->stats = stats;
-    c->height = j->grid.height;
-    c->area_row = -1;
-    c->cell_row = -1;
     c->mrow = gseg__malloc((size_t)c->cap_rows * c->width, 1);
     if (!c->mrow) return GSEG_ERR_NOMEM;
-    if (stats && j->area.kind == 1) {
-        size_t n = (size_t)(c->width + GSEG__AREA_CELL - 1) / GSEG__AREA_CELL + 1;
-        c->cell_km2 = gseg__malloc(n, sizeof(double));
-        c->cell_xy = gseg__malloc(4 * n, sizeof(double));
-        c->cell_ok = gseg__malloc(2 * n, sizeof(int));
-        if (!c->cell_km2 || !c->cell_xy || !c->cell_ok) return GSEG_ERR_NOMEM;
-        if (!cells_init(c, &j->area)) /* areas unknown */
-            for (int k = 0; k < 8; k++) stats->class_km2[k] = NAN;
+    if (stats) {
+        double gt[6];
+        int geo = gseg_scene_geotransform(j->scene, gt);
+        c->areas = gseg__areas_new(geo ? gt : NULL, gseg_scene_crs_wkt(j->scene), c->width,
+                                   j->grid.height);
+        for (int k = 0; k < 8; k++) stats->class_km2[k] = c->areas ? 0.0 : NAN;
     }
     if (want_scores) {
         c->prow = gseg__malloc((size_t)j->K * c->cap_rows * c->width, sizeof(float));
@@ -175,10 +50,7 @@ void gseg__classify_free(gseg__classify *c)
 {
     free(c->mrow);
     free(c->prow);
-    free(c->cell_km2);
-    free(c->cell_xy);
-    free(c->cell_ok);
-    if (c->to_geog) OCTDestroyCoordinateTransformation(c->to_geog);
+    gseg__areas_free(c->areas);
     memset(c, 0, sizeof *c);
 }
 
@@ -197,16 +69,8 @@ gseg_status gseg__classify_window(void *user, gseg_window win, const float *scor
         uint8_t *m = b->mrow + (size_t)y * b->width + win.x;
         const uint8_t *v = valid + (size_t)y * win.w;
         long long n[8] = {0}, nvalid = 0;
-        /* kind 1: areas per cell, summed per class below */
-        const double *cell = NULL;
-        if (s && b->to_geog) {
-            int r = (win.y + y) / GSEG__AREA_CELL;
-            if (b->cell_row != r) {
-                b->cell_row = r;
-                cells_row(b, r);
-            }
-            cell = b->cell_km2;
-        }
+        /* pixel areas, summed per class */
+        const double *cell = s && b->areas ? gseg__areas_row(b->areas, win.y + y) : NULL;
         double km2c[8] = {0};
         for (int x = 0; x < win.w; x++) {
             size_t i = (size_t)y * win.w + x;
@@ -230,17 +94,7 @@ gseg_status gseg__classify_window(void *user, gseg_window win, const float *scor
         if (s) {
             s->valid_pixels += nvalid;
             for (int k = 0; k < 8; k++) s->class_pixels[k] += n[k];
-            if (b->area->kind == 2) {
-                /* a row's pixel area, once per scene row (not per window) */
-                if (b->area_row != win.y + y) {
-                    b->area_row = win.y + y;
-                    b->area_km2 = px_area_row_km2(b->area, win.y + y);
-                }
-                for (int k = 0; k < 8; k++)
-                    s->class_km2[k] += n[k] ? (double)n[k] * b->area_km2 : 0.0;
-            } else if (cell) {
-                for (int k = 0; k < 8; k++) s->class_km2[k] += km2c[k];
-            }
+            for (int k = 0; cell && k < 8; k++) s->class_km2[k] += km2c[k];
         }
         if (b->prow)
             for (int k = 0; k < b->nscores; k++) {
@@ -422,7 +276,6 @@ gseg_status gseg__job_open(const gseg_predict_params *p, gseg__job *j)
                      "%s: georeferenced by %s only; the mask carries them, but outlines are in "
                      "pixel coordinates and their areas are unknown", p->inputs[0],
                      georef == GSEG_GEOREF_GCP ? "ground control points" : "RPC metadata");
-        px_area_init(&j->area, j->scene);
         st = gseg_grid_init(&j->grid, gseg_scene_width(j->scene), gseg_scene_height(j->scene),
                             j->tile, j->overlap);
     }

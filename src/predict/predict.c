@@ -185,7 +185,7 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
         return st;
     }
     const gseg_grid *grid = &job.grid;
-    for (int k = 0; k < 8; k++) stats.class_km2[k] = job.area.kind ? 0.0 : NAN;
+    for (int k = 0; k < 8; k++) stats.class_km2[k] = NAN; /* known: gseg__classify_init */
     stats.width = grid->width;
     stats.height = grid->height;
     stats.batch = job.batch;

@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-#include <geodesic.h>
+#include "../core/area.h"
 
 /* ---- Scene lists and output names (scenes.c) --------------------------- */
 
@@ -91,25 +91,6 @@ gseg_status gseg__quicklook_write(const gseg__quicklook_params *p, const char *p
 
 #define GSEG__MASK_NODATA 255
 
-/* Ground area of pixels on the CRS's ellipsoid, for the per-class areas:
- * kind 2, a north-up geographic grid: every pixel of a row has the same
- * area, the geodesic area of its four corners; kind 1, any other grid with a
- * CRS (projected, or geographic but rotated): the mean pixel area of cells
- * of GSEG__AREA_CELL² pixels, from the cell's corners in longitude and
- * latitude (the area element M·N·cos φ dφ dλ at the cell's centre times
- * the cell's extent in λ, φ; near a pole, where that breaks down, the
- * geodesic area of the corners). A projected pixel's area differs from
- * |det(geotransform)| by the projection's areal scale: under 0.1 % in UTM,
- * 2–6 % in polar stereographic at 70–90°. Kind 0: no CRS or no
- * geotransform, areas unknown (NaN). */
-#define GSEG__AREA_CELL 16
-typedef struct gseg__px_area {
-    int kind;
-    double gt[6];
-    double deg_per_unit;      /* kind 2 */
-    struct geod_geodesic geod; /* kind 2 */
-    const char *wkt;          /* kind 1: the scene's CRS (borrowed from the scene) */
-} gseg__px_area;
 
 typedef struct gseg__job {
     gseg_model *model;          /* p->model_handle, or opened (owned) */
@@ -125,7 +106,6 @@ typedef struct gseg__job {
     const char *const *class_names;
     const unsigned char (*class_rgba)[4];
     double threshold;
-    gseg__px_area area;
 } gseg__job;
 
 /* Opens the model (unless p->model_handle) and the scene, resolves tiling,
@@ -155,17 +135,7 @@ typedef struct gseg__classify {
     double threshold;
     uint8_t *mrow;              /* [cap_rows][width] */
     float *prow;                /* [nscores][cap_rows][width] or NULL */
-    const gseg__px_area *area;
-    int height;
-    int area_row;               /* kind 2: scene row of area_km2, -1 none */
-    double area_km2;            /* kind 2: km2 of one pixel of that row */
-    int cell_row;               /* kind 1: cell row of cell_km2, -1 none */
-    double *cell_km2;           /* kind 1: km2 of a pixel, per cell of that row */
-    double *cell_xy;            /* kind 1: corners of that row's cells */
-    int *cell_ok;               /* kind 1: which corners transformed */
-    void *to_geog;              /* kind 1: OGRCoordinateTransformationH */
-    double a, e2;               /* kind 1: the ellipsoid */
-    struct geod_geodesic geod;  /* kind 1: the same, for cells near a pole */
+    gseg__areas *areas;         /* pixel areas, when stats are kept and known */
     gseg_predict_stats *stats;
     gseg__rows_fn emit;
     void *user;
