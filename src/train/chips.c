@@ -524,7 +524,7 @@ static gseg_status index_chip(tiler *t, const gseg__tscene *s, const char *name,
     long long cnt[256] = {0}, lab = 0;
     int maxv = 0;
     for (size_t i = 0; i < (size_t)w.w * w.h; i++) {
-        if (!valid[i] || m[i] == s->mask_nodata) continue;
+        if (!valid[i] || gseg__unlabelled(s, m[i])) continue;
         cnt[m[i]]++;
         lab++;
         if (m[i] > maxv) maxv = m[i];

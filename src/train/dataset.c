@@ -236,7 +236,7 @@ static gseg_status index_mask(gseg__tscene *s, gseg_scene *img, int nclasses)
         for (int y = 0; y < rows; y++)
             for (int x = 0; x < w; x++) {
                 int v = row[(size_t)y * w + x];
-                if (v == s->mask_nodata) continue;
+                if (gseg__unlabelled(s, v)) continue;
                 if (v >= nclasses) {
                     st = gseg__err(GSEG_ERR_FORMAT,
                                    "%s: value %d at pixel (%d, %d) but the model has %d classes "

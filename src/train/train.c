@@ -178,7 +178,7 @@ static gseg_status make_sample(loader *L, uint64_t *rng, float *x, float *t, uin
     int binary = c->p->nclasses == 2;
     for (size_t i = 0; i < plane; i++) {
         int m = L->mask[i];
-        if (m == s->mask_nodata) v[i] = 0;
+        if (gseg__unlabelled(s, m)) v[i] = 0;
         t[i] = binary ? (float)(m > 0 && v[i]) : (float)(v[i] ? m : 0);
     }
     /* Normalise; brightness/contrast jitter on valid pixels. */
@@ -328,7 +328,7 @@ static gseg_status validate(gseg__net *net, gseg__tdata *d, const char *const *b
                     for (int xx = 0; xx < win.w; xx++) {
                         size_t k = (size_t)yy * T + xx;
                         int truth = m[k];
-                        if (!v[k] || truth == s->mask_nodata) continue;
+                        if (!v[k] || gseg__unlabelled(s, truth)) continue;
                         if (K == 2) truth = truth > 0;
                         int pred = 0;
                         if (outs == 1) {

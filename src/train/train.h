@@ -14,11 +14,17 @@ typedef struct gseg__tscene {
     int mask_is_mem;         /* mask is a /vsimem/ raster owned by the scene */
     int val;                 /* 1: validation scene */
     int width, height;
-    int mask_nodata;         /* mask value meaning "not labelled" */
+    int mask_nodata;         /* mask nodata (255 if none); it and 255 are "not labelled" */
     long long class_pixels[8];
     int32_t *glacier_blocks; /* x, y of 32x32 blocks holding a positive class */
     int nglacier;
 } gseg__tscene;
+
+/* A mask value that labels nothing: 255, or the mask's own nodata. */
+static inline int gseg__unlabelled(const gseg__tscene *s, int v)
+{
+    return v == 255 || v == s->mask_nodata;
+}
 
 typedef struct gseg__tdata {
     gseg__tscene *scenes;
