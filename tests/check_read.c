@@ -165,6 +165,30 @@ START_TEST(test_nodata_nan_mask_alpha)
     ck_assert(v12[0] == 1 && v12[1] == 0 && v12[2] == 1);
     ck_assert(d12[0] == 10 && d12[2] == 30);
     gseg_scene_free(s);
+
+    /* an alpha band among many (gdalwarp -dstalpha on a 7-band scene: GDAL
+     * itself only uses alpha for 2- and 4-band files), UInt16, beside a
+     * band with a nodata value: both apply */
+    snprintf(mpath, sizeof mpath, "%s/alpha7.tif", dir);
+    ds = GDALCreate(GDALGetDriverByName("GTiff"), mpath, 3, 1, 8, GDT_UInt16, NULL);
+    uint16_t d16[3] = {10, 0, 30}, n16[3] = {10, 5, 30}, a16[3] = {65535, 65535, 0};
+    for (int b = 1; b <= 7; b++)
+        ck_assert_int_eq(GDALRasterIO(GDALGetRasterBand(ds, b), GF_Write, 0, 0, 3, 1,
+                                      b == 2 ? n16 : d16, 3, 1, GDT_UInt16, 0, 0), CE_None);
+    GDALSetRasterNoDataValue(GDALGetRasterBand(ds, 2), 5); /* GTiff: all bands' */
+    GDALRasterBandH ab = GDALGetRasterBand(ds, 8);
+    ck_assert_int_eq(GDALRasterIO(ab, GF_Write, 0, 0, 3, 1, a16, 3, 1, GDT_UInt16, 0, 0), CE_None);
+    GDALSetRasterColorInterpretation(ab, GCI_AlphaBand);
+    GDALClose(ds);
+    const char *sel7[][3] = {{"1", "3", NULL}, {"1", "2", NULL}};
+    const uint8_t want7[][3] = {{1, 1, 0}, {1, 0, 0}};
+    for (int k = 0; k < 2; k++) {
+        s = open1(mpath, sel7[k]);
+        float d6[6];
+        ck_gseg(gseg_scene_read(s, w3, 3, 1, d6, v12, &n));
+        for (int i = 0; i < 3; i++) ck_assert_int_eq(v12[i], want7[k][i]);
+        gseg_scene_free(s);
+    }
     free(dir);
 }
 END_TEST

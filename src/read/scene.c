@@ -200,6 +200,17 @@ static int name_matches(const char *name, const char *sel)
     return 0;
 }
 
+/* The dataset's alpha band (colour interpretation Alpha), if any and not
+ * `band` itself. */
+static GDALRasterBandH alpha_band(GDALDatasetH ds, GDALRasterBandH band)
+{
+    for (int i = 1; i <= GDALGetRasterCount(ds); i++) {
+        GDALRasterBandH a = GDALGetRasterBand(ds, i);
+        if (a != band && GDALGetRasterColorInterpretation(a) == GCI_AlphaBand) return a;
+    }
+    return NULL;
+}
+
 static gseg_status setup_band(sel_band *b, const char *scene_path)
 {
     b->type = GDALGetRasterDataType(b->band);
@@ -233,6 +244,13 @@ static gseg_status setup_band(sel_band *b, const char *scene_path)
         if (!b->mask)
             return gseg__gdal_err(GSEG_ERR_FORMAT, "%s: band %d: cannot get its mask band",
                                   scene_path, b->band_no);
+    } else {
+        /* GDAL takes an alpha band for the mask of 2- and 4-band files only
+         * (grey + alpha, RGBA); a 7-band scene from gdalwarp -dstalpha has
+         * one too. Any band marked alpha masks the others here. */
+        b->mask = alpha_band(b->file->ds, b->band);
+    }
+    if (b->mask) {
         /* a mask file (.msk) on another grid than its image */
         int mw = GDALGetRasterBandXSize(b->mask), mh = GDALGetRasterBandYSize(b->mask);
         int w = GDALGetRasterBandXSize(b->band), h = GDALGetRasterBandYSize(b->band);
