@@ -768,6 +768,14 @@ START_TEST(test_batch_failures_and_summary)
                                "--scene-list - -o out2/ --summary - | /usr/bin/python3 -c "
                                "\"import json, sys; assert json.load(sys.stdin)['scenes_ok'] == 2\"",
                                dir, tool), 0);
+    /* a broken file in a folder (zero bytes, named as a scene) fails by
+     * name; it is not skipped as if it were not a scene */
+    ck_assert_int_eq(tu_system("cd '%s' && mkdir -p in3 && cp in/scene_00.tif in3/ && : > "
+                               "in3/broken.TIF && : > in3/notes.txt && '%s' --model "
+                               "ndsi:green=2,swir=5 -q in3 -o out3/ 2>err3.txt; test $? -eq 1 "
+                               "&& grep -q 'broken.TIF' err3.txt && ! grep -q notes err3.txt && "
+                               "test -f out3/scene_00_mask.tif",
+                               dir, tool), 0);
     /* one output name for several scenes is a usage error, before any work */
     ck_assert_int_eq(tu_system("cd '%s' && '%s' --model ndsi:green=2,swir=5 in -o one.tif "
                                "2>err.txt; test $? -eq 2 && grep -q 'template' err.txt && "

@@ -90,6 +90,19 @@ static int path_kind(const char *path)
 }
 
 /* 1 if some raster driver of GDAL recognises path (quietly). */
+/* Extensions of satellite scene files: a file named so that GDAL does not
+ * recognise (a broken download, an empty file) is still listed, so that
+ * it fails with its message instead of vanishing from the run. */
+static int scene_ext(const char *name)
+{
+    static const char *const ext[] = {"tif", "tiff", "jp2", "j2k", "vrt", "img", "nc",
+                                      "hdf", "h5",  "he5", "ntf", NULL};
+    const char *e = name_ext(name);
+    for (int i = 0; ext[i]; i++)
+        if (EQUAL(e, ext[i])) return 1;
+    return 0;
+}
+
 static int gdal_identifies(const char *path)
 {
     CPLPushErrorHandler(CPLQuietErrorHandler);
@@ -145,7 +158,7 @@ static gseg_status add_folder(scene_list *l, const char *dir, const char *prefix
                     : name[0] == '.' || is_sidecar(name))
             continue;
         char *path = CPLStrdup(CPLSPrintf("%s%s", prefix, name));
-        if (path_kind(path) == 0 && (pattern || gdal_identifies(path))) {
+        if (path_kind(path) == 0 && (pattern || scene_ext(name) || gdal_identifies(path))) {
             nkeep++;
             st = list_add(l, path);
         }
