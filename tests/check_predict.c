@@ -553,6 +553,15 @@ START_TEST(test_cli_parse)
         {3, {"p", "a.tif", "--bogus"}, "unknown option --bogus"},
         {3, {"p", "a.tif", "--tile"}, "needs a value"},
         {4, {"p", "a.tif", "--min-area", "-1"}, "--min-area"},
+        /* values every scene would fail on */
+        {4, {"p", "a.tif", "-of", "MEM"}, "writes no raster file"},
+        {4, {"p", "a.tif", "-of", "NOSUCH"}, "unknown raster format"},
+        {4, {"p", "a.tif", "-of", "JPEG"}, "lossy"},
+        {6, {"p", "a.tif", "-of", "GTiff", "-co", "COMPRESS=JPEG"}, "lossy"},
+        {4, {"p", "a.tif", "--device", "gpu"}, "--device 'gpu'"},
+        {4, {"p", "a.tif", "--device", "cuda:x"}, "--device 'cuda:x'"},
+        {4, {"p", "a.tif", "--resampling", "foo"}, "--resampling 'foo'"},
+        {4, {"p", "a.tif", "--t_srs", "EPSG:99999"}, "--t_srs"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         ck_assert_int_eq(gseg_predict_cli_parse(bad[i].argc, bad[i].argv, &c), GSEG_ERR_ARG);

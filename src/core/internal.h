@@ -42,6 +42,10 @@ void gseg__discard(const char *tmp_path);
  * that explains a failed write of path, else "": for messages after GDAL's
  * own, which rarely say so. */
 const char *gseg__space_hint(const char *path);
+/* Whether GDAL can write `format` as a raster file with creation options
+ * co, and, for a class mask (mask 1), without loss: GSEG_ERR_ARG with a
+ * one-line message otherwise (MEM, VRT, JPEG, COMPRESS=JPEG, ...). */
+gseg_status gseg__writer_check(const char *format, const char *const *co, int mask);
 /* Writes n bytes to path through a temporary file and gseg__commit. */
 gseg_status gseg__write_file_atomic(const char *path, const void *data, size_t n);
 /* Creates the folder of output `path` and its parents where missing, as

@@ -5,7 +5,9 @@
  */
 #include "predict.h"
 
+#include <cpl_error.h>
 #include <cpl_string.h>
+#include <ogr_srs_api.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct gseg_predict_cli {
     gseg_predict_params p;
@@ -136,6 +139,8 @@ static const char *keep(gseg_predict_cli *c, const char *s)
     c->strs = CSLAddString(c->strs, s);
     return c->strs[CSLCount(c->strs) - 1];
 }
+
+static gseg_status check_values(const gseg_predict_cli *c);
 
 gseg_status gseg_predict_cli_parse(int argc, char **argv, gseg_predict_cli **out)
 {
@@ -272,6 +277,8 @@ gseg_status gseg_predict_cli_parse(int argc, char **argv, gseg_predict_cli **out
         else if (c->p.tile > 0 && c->p.overlap >= c->p.tile)
             st = gseg__err(GSEG_ERR_ARG, "--overlap %d must be smaller than --tile %d",
                            c->p.overlap, c->p.tile);
+        else
+            st = check_values(c);
     }
     if (st != GSEG_OK) {
         gseg_predict_cli_free(c);
@@ -281,6 +288,38 @@ gseg_status gseg_predict_cli_parse(int argc, char **argv, gseg_predict_cli **out
     c->p.ninputs = CSLCount(c->inputs);
     c->p.create_options = (const char *const *)c->co;
     *out = c;
+    return GSEG_OK;
+}
+
+/* Values that would fail every scene alike are usage errors, found before
+ * any work: the output format, the device, the resampling, the outlines'
+ * CRS. */
+static gseg_status check_values(const gseg_predict_cli *c)
+{
+    const char *of = c->p.format && *c->p.format ? c->p.format : "COG";
+    gseg_status st = gseg__writer_check(of, (const char *const *)c->co, 1);
+    if (st != GSEG_OK) return st;
+    const char *dev = c->p.model_options.device;
+    if (dev && strcmp(dev, "cpu") && strcmp(dev, "cuda") &&
+        !(strncmp(dev, "cuda:", 5) == 0 && dev[5] && strspn(dev + 5, "0123456789") == strlen(dev + 5)))
+        return gseg__err(GSEG_ERR_ARG, "--device '%s': expected cpu, cuda or cuda:N", dev);
+    static const char *const algs[] = {"nearest", "bilinear", "cubic", "cubicspline",
+                                       "lanczos", "average", "mode", NULL};
+    int ok = !c->p.resampling || !*c->p.resampling;
+    for (int i = 0; !ok && algs[i]; i++) ok = strcasecmp(c->p.resampling, algs[i]) == 0;
+    if (!ok)
+        return gseg__err(GSEG_ERR_ARG, "--resampling '%s': expected nearest, bilinear, cubic, "
+                                       "cubicspline, lanczos, average or mode",
+                         c->p.resampling);
+    if (c->p.t_srs && *c->p.t_srs) {
+        OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        OGRErr e = OSRSetFromUserInput(srs, c->p.t_srs);
+        CPLPopErrorHandler();
+        OSRDestroySpatialReference(srs);
+        if (e != OGRERR_NONE)
+            return gseg__err(GSEG_ERR_ARG, "--t_srs '%s': not a CRS GDAL knows", c->p.t_srs);
+    }
     return GSEG_OK;
 }
 

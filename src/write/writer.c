@@ -303,6 +303,55 @@ static gseg_status write_qml(const gseg_writer *w)
     return st;
 }
 
+/* The format or creation option that would compress a class mask with
+ * loss (as the user would name it), NULL if none. */
+static const char *lossy_setting(const char *format, const char *const *co)
+{
+    const char *comp = CSLFetchNameValue((char **)co, "COMPRESS");
+    const char *yes[] = {"YES", "TRUE", "ON", "1", NULL};
+    int lossless = 0, reversible = 0;
+    for (int i = 0; yes[i]; i++) {
+        const char *v = CSLFetchNameValue((char **)co, "LOSSLESS");
+        lossless |= v && EQUAL(v, yes[i]);
+        v = CSLFetchNameValue((char **)co, "WEBP_LOSSLESS");
+        lossless |= v && EQUAL(v, yes[i]);
+        v = CSLFetchNameValue((char **)co, "JXL_LOSSLESS");
+        lossless |= v && EQUAL(v, yes[i]);
+        v = CSLFetchNameValue((char **)co, "REVERSIBLE");
+        reversible |= v && EQUAL(v, yes[i]);
+    }
+    if (EQUAL(format, "JPEG")) return "-of JPEG";
+    if (EQUAL(format, "WEBP") && !lossless) return "-of WEBP (without -co LOSSLESS=YES)";
+    if (EQUAL(format, "JP2OpenJPEG") && !reversible)
+        return "-of JP2OpenJPEG (without -co REVERSIBLE=YES)";
+    if (comp && EQUAL(comp, "JPEG")) return "-co COMPRESS=JPEG";
+    if (comp && EQUAL(comp, "WEBP") && !lossless) return "-co COMPRESS=WEBP";
+    if (comp && EQUAL(comp, "JXL") && CSLFetchNameValue((char **)co, "JXL_LOSSLESS") && !lossless)
+        return "-co COMPRESS=JXL with JXL_LOSSLESS=NO";
+    return NULL;
+}
+
+gseg_status gseg__writer_check(const char *format, const char *const *co, int mask)
+{
+    GDALDriverH drv = GDALGetDriverByName(format);
+    if (!drv || !GDALGetMetadataItem(drv, GDAL_DCAP_RASTER, NULL))
+        return gseg__err(GSEG_ERR_ARG, "unknown raster format '%s' (gdalinfo --formats lists them)",
+                         format);
+    if (!GDALGetMetadataItem(drv, GDAL_DCAP_CREATE, NULL) &&
+        !GDALGetMetadataItem(drv, GDAL_DCAP_CREATECOPY, NULL))
+        return gseg__err(GSEG_ERR_ARG, "format '%s' cannot be written by GDAL", format);
+    if (EQUAL(format, "MEM") || EQUAL(format, "VRT"))
+        return gseg__err(GSEG_ERR_ARG, "format '%s' writes no raster file; use COG or GTiff",
+                         format);
+    const char *lossy = mask ? lossy_setting(format, co) : NULL;
+    if (lossy)
+        return gseg__err(GSEG_ERR_ARG,
+                         "%s is lossy and would change the mask's class values; use COG, GTiff "
+                         "or PNG, or a lossless setting",
+                         lossy);
+    return GSEG_OK;
+}
+
 gseg_status gseg_writer_open(const char *path, const gseg_writer_params *p, gseg_writer **out)
 {
     if (!out) return gseg__err(GSEG_ERR_ARG, "writer: NULL output");
@@ -312,14 +361,10 @@ gseg_status gseg_writer_open(const char *path, const gseg_writer_params *p, gseg
         (p->type != GSEG_BYTE && p->type != GSEG_FLOAT32))
         return gseg__err(GSEG_ERR_ARG, "%s: bad raster writer parameters", path);
     const char *format = p->format && *p->format ? p->format : "COG";
+    gseg_status cst = gseg__writer_check(format, p->create_options, p->type == GSEG_BYTE);
+    if (cst != GSEG_OK) return cst;
     GDALDriverH drv = GDALGetDriverByName(format);
-    if (!drv || !GDALGetMetadataItem(drv, GDAL_DCAP_RASTER, NULL))
-        return gseg__err(GSEG_ERR_ARG, "unknown raster format '%s' (gdalinfo --formats lists them)",
-                         format);
     int can_create = GDALGetMetadataItem(drv, GDAL_DCAP_CREATE, NULL) != NULL;
-    int can_copy = GDALGetMetadataItem(drv, GDAL_DCAP_CREATECOPY, NULL) != NULL;
-    if (!can_create && !can_copy)
-        return gseg__err(GSEG_ERR_ARG, "format '%s' cannot be written by GDAL", format);
 
     gseg_writer *w = gseg__calloc(1, sizeof *w);
     if (!w) return GSEG_ERR_NOMEM;
