@@ -257,6 +257,19 @@ START_TEST(test_resume_continues_the_same_run)
     ck_assert_int_eq(gseg_train(&p, stop_at_7, &n, NULL), GSEG_ERR_CANCELLED);
     ck_assert_int_eq(tu_system("ls %s | grep -q 'b.last.7.state'", dir), 0);
     p.resume = 1;
+    /* resuming with options other than the run's is refused, naming them */
+    gseg_train_params q = p;
+    q.batch = p.batch + 1;
+    ck_assert_int_eq(gseg_train(&q, NULL, NULL, NULL), GSEG_ERR_ARG);
+    ck_assert_msg(strstr(gseg_last_error(), "--batch"), "%s", gseg_last_error());
+    q = p;
+    q.encoder = strcmp(p.encoder ? p.encoder : "resnet50", "resnet34") ? "resnet34" : "resnet18";
+    ck_assert_int_eq(gseg_train(&q, NULL, NULL, NULL), GSEG_ERR_ARG);
+    ck_assert_msg(strstr(gseg_last_error(), "--backbone"), "%s", gseg_last_error());
+    q = p;
+    q.seed = p.seed + 1;
+    ck_assert_int_eq(gseg_train(&q, NULL, NULL, NULL), GSEG_ERR_ARG);
+    ck_assert_msg(strstr(gseg_last_error(), "--seed"), "%s", gseg_last_error());
     gseg_train_stats s;
     ck_gseg(gseg_train(&p, NULL, NULL, &s));
     ck_assert_int_eq(s.steps, 20);

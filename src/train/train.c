@@ -514,7 +514,43 @@ typedef struct run_state {
     char state_file[1024];
 } run_state;
 
-static gseg_status read_run_state(gseg_model *m, const char *path, run_state *rs)
+/* A resumed run must go on as it started: the options that shape the
+ * data stream, the schedule and the network must equal the checkpoint's
+ * (provenance.training and the architecture). */
+static gseg_status same_run(const gseg__json *doc, const gseg__json *t, const char *path,
+                            const gseg_train_params *p, int world)
+{
+    const char *enc = gseg__json_str(gseg__json_get(gseg__json_get(doc, "architecture"), "encoder"));
+    const char *want = p->encoder ? p->encoder : "resnet50";
+    if (enc && strcmp(enc, want) != 0)
+        return gseg__err(GSEG_ERR_ARG, "%s: the run was started with --backbone %s, not %s; "
+                                       "resume with the options it started with",
+                         path, enc, want);
+    const struct { const char *key, *opt; double now; } nums[] = {
+        {"tile", "--tile", p->tile},   {"batch", "--batch", p->batch},
+        {"accum", "--accum", p->accum}, {"processes", "processes (WORLD_SIZE)", world},
+        {"seed", "--seed", (double)p->seed}, {"lr", "--lr", p->lr},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        const gseg__json *j = gseg__json_get(t, nums[i].key);
+        double was = j ? gseg__json_num(j) : NAN;
+        /* lr is recorded with 6 digits (%g) */
+        if (!isnan(was) && fabs(was - nums[i].now) > 1e-5 * fmax(fabs(was), fabs(nums[i].now)))
+            return gseg__err(GSEG_ERR_ARG, "%s: the run was started with %s %.10g, not %.10g; "
+                                           "resume with the options it started with",
+                             path, nums[i].opt, was, nums[i].now);
+    }
+    const char *sch = gseg__json_str(gseg__json_get(t, "schedule"));
+    const char *now = p->schedule == GSEG_SCHEDULE_ONECYCLE ? "onecycle" : "cosine";
+    if (sch && strcmp(sch, now) != 0)
+        return gseg__err(GSEG_ERR_ARG, "%s: the run was started with --schedule %s, not %s; "
+                                       "resume with the options it started with",
+                         path, sch, now);
+    return GSEG_OK;
+}
+
+static gseg_status read_run_state(gseg_model *m, const char *path, const gseg_train_params *p,
+                                  int world, run_state *rs)
 {
     char *js = gseg_model_describe(m, 1);
     char err[160] = "";
@@ -526,7 +562,9 @@ static gseg_status read_run_state(gseg_model *m, const char *path, run_state *rs
     const char *sf = gseg__json_str(gseg__json_get(t, "state"));
     if (!t || !gseg__json_int(gseg__json_get(t, "steps"), &v) || !sf)
         st = gseg__err(GSEG_ERR_FORMAT, "%s: not a gseg-train checkpoint (no training state)", path);
-    else {
+    else if ((st = same_run(doc, t, path, p, world)) != GSEG_OK) {
+        /* message set */
+    } else {
         rs->steps = (long)v;
         rs->best = gseg__json_num(gseg__json_get(t, "best_miou"));
         rs->best_epoch = gseg__json_int(gseg__json_get(t, "best_epoch"), &v) ? (int)v : 0;
@@ -625,7 +663,7 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         /* The checkpoint carries the model, its normalisation and the run's
          * position; the data stream is a function of (seed, step). */
         st = gseg_model_open(last_path, &p->model_options, &m);
-        if (st == GSEG_OK) st = read_run_state(m, last_path, &rs);
+        if (st == GSEG_OK) st = read_run_state(m, last_path, p, world, &rs);
         if (st == GSEG_OK && gseg_model_nbands(m) != nb)
             st = gseg__err(GSEG_ERR_ARG, "%s: the checkpoint has %d bands, the data %d", last_path,
                            gseg_model_nbands(m), nb);
