@@ -188,6 +188,11 @@ static gseg_status compare(const char *pred_path, const char *truth_path, const 
     int has = 0;
     double nd = GDALGetRasterNoDataValue(GDALGetRasterBand(t, 1), &has);
     int tnd = has && nd >= 0 && nd <= 255 ? (int)nd : 255;
+    if (tnd < K)
+        CPLError(CE_Warning, CPLE_AppDefined,
+                 "%s: the mask's nodata value %d is also a class value: its pixels are taken "
+                 "as not labelled; if they are labelled, unset it (gdal_edit.py -unsetnodata)",
+                 truth_path, tnd);
     /* Areas and distances on the prediction's grid: the image's, which a
      * truth without georeferencing does not carry. */
     double gt[6];

@@ -94,6 +94,7 @@ typedef struct tile_opts {
  * the chip holds class 0 only). */
 typedef struct chip_row {
     char *text;
+    int labelled; /* any labelled pixel with data: else the fractions are empty */
     int ncls;
     double *cls;
 } chip_row;
@@ -507,6 +508,7 @@ static gseg_status add_row(tiler *t, char *text, const long long *cnt, int maxv,
     chip_row *r = &t->rows[t->nrows++];
     memset(r, 0, sizeof *r);
     r->text = text;
+    r->labelled = lab > 0;
     if (maxv > t->maxclass) t->maxclass = maxv;
     if (maxv < 1) return GSEG_OK;
     r->cls = gseg__calloc((size_t)maxv + 1, sizeof *r->cls);
@@ -539,8 +541,9 @@ static gseg_status index_chip(tiler *t, const gseg__tscene *s, const char *name,
         else gseg__sbuf_puts(&b, ",");
     gseg__sbuf_puts(&b, ",");
     csv_field(&b, crs);
-    gseg__sbuf_appendf(&b, ",%.6f,%.6f", (double)nvalid / ((double)w.w * w.h),
-                       lab ? 1.0 - (double)cnt[0] / (double)lab : 0.0);
+    gseg__sbuf_appendf(&b, ",%.6f", (double)nvalid / ((double)w.w * w.h));
+    if (lab) gseg__sbuf_appendf(&b, ",%.6f", 1.0 - (double)cnt[0] / (double)lab);
+    else gseg__sbuf_puts(&b, ","); /* no labelled pixel: no fraction */
     char *text = gseg__sbuf_take(&b);
     if (!text) return gseg__err(GSEG_ERR_NOMEM, "out of memory");
     return add_row(t, text, cnt, maxv, lab);
@@ -629,7 +632,9 @@ static gseg_status write_index(tiler *t)
     for (int i = 0; i < t->nrows; i++) {
         const chip_row *r = &t->rows[i];
         gseg__sbuf_puts(&b, r->text);
-        for (int k = 1; k <= K; k++) gseg__sbuf_appendf(&b, ",%.6f", k < r->ncls ? r->cls[k] : 0.0);
+        for (int k = 1; k <= K; k++)
+            if (r->labelled) gseg__sbuf_appendf(&b, ",%.6f", k < r->ncls ? r->cls[k] : 0.0);
+            else gseg__sbuf_puts(&b, ",");
         gseg__sbuf_puts(&b, "\n");
     }
     char *text = gseg__sbuf_take(&b);

@@ -220,6 +220,12 @@ static gseg_status index_mask(gseg__tscene *s, gseg_scene *img, int nclasses)
     int has_nd = 0;
     double nd = b ? GDALGetRasterNoDataValue(b, &has_nd) : 0;
     s->mask_nodata = has_nd && nd >= 0 && nd <= 255 ? (int)nd : 255;
+    if (s->mask_nodata < nclasses)
+        CPLError(CE_Warning, CPLE_AppDefined,
+                 "%s: the mask's nodata value %d is also a class value (%s): its pixels are "
+                 "taken as not labelled; if they are labelled, unset it (gdal_edit.py "
+                 "-unsetnodata)",
+                 s->mask, s->mask_nodata, s->mask_nodata == 0 ? "background" : "a class");
     s->width = w;
     s->height = h;
     int bw = (w + 31) / 32, bh = (h + 31) / 32;
