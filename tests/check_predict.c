@@ -352,6 +352,21 @@ START_TEST(test_rotated_and_missing_georef)
     CPLPopErrorHandler();
     ck_assert_msg(strstr(warning, "nogeo.tif") && strstr(warning, "no georeferencing"),
                   "warning was '%s'", warning);
+    /* a geotransform without a CRS: said, as areas are unknown */
+    char scene2[4200], out2[4200];
+    snprintf(scene2, sizeof scene2, "%s/nocrs.tif", dir);
+    snprintf(out2, sizeof out2, "%s/nocrs_mask.tif", dir);
+    make_scene(scene2, 100, 80, utm_gt, 0);
+    const char *in2[] = {scene2};
+    gseg_predict_params p2 = params_for(in2, 1, out2);
+    warning[0] = '\0';
+    gseg_predict_stats st2;
+    CPLPushErrorHandlerEx(keep_warning, warning);
+    ck_gseg(gseg_predict(&p2, NULL, NULL, &st2));
+    CPLPopErrorHandler();
+    ck_assert_msg(strstr(warning, "nocrs.tif") && strstr(warning, "no CRS"), "warning was '%s'",
+                  warning);
+    ck_assert(isnan(st2.class_km2[1]));
     ds = GDALOpen(out, GA_ReadOnly);
     ck_assert_ptr_nonnull(ds);
     ck_assert_int_ne(GDALGetGeoTransform(ds, gt), CE_None);

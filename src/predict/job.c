@@ -271,6 +271,10 @@ gseg_status gseg__job_open(const gseg_predict_params *p, gseg__job *j)
             CPLError(CE_Warning, CPLE_AppDefined,
                      "%s: no georeferencing; the mask will have none and outline areas are "
                      "unknown", p->inputs[0]);
+        else if (georef == GSEG_GEOREF_GT && !*gseg_scene_crs_wkt(j->scene))
+            CPLError(CE_Warning, CPLE_AppDefined,
+                     "%s: a geotransform but no CRS; areas are unknown, so no km² and no "
+                     "--min-area (assign one: gdal_edit.py -a_srs EPSG:...)", p->inputs[0]);
         else if (georef != GSEG_GEOREF_GT)
             CPLError(CE_Warning, CPLE_AppDefined,
                      "%s: georeferenced by %s only; the mask carries them, but outlines are in "
