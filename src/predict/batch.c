@@ -16,6 +16,7 @@
 #include <cpl_string.h>
 #include <cpl_vsi.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,6 +331,24 @@ int gseg__predict_batch(const gseg__batch *b, gseg_progress_fn progress, void *u
             continue;
         }
         jobs[n++] = jobs[i];
+    }
+    /* The summary records the run's failures: a path it cannot be written
+     * to is found now, not after hours of work. */
+    if (b->summary && strcmp(b->summary, "-") != 0) {
+        st = gseg__make_parent(b->summary);
+        char *tmp = st == GSEG_OK ? gseg__tmp_path(b->summary) : NULL;
+        VSILFILE *f = tmp ? VSIFOpenL(tmp, "wb") : NULL;
+        if (st == GSEG_OK && !f)
+            st = gseg__err(GSEG_ERR_IO, "--summary %s: cannot create: %s", b->summary,
+                           strerror(errno));
+        if (f) VSIFCloseL(f);
+        if (tmp) gseg__discard(tmp);
+        free(tmp);
+        if (st != GSEG_OK) {
+            fprintf(stderr, "%s: %s\n", tool, gseg_last_error());
+            jobs_free(jobs, n);
+            return 1;
+        }
     }
     st = gseg_model_open(model_spec, &b->p.model_options, &model);
     if (st == GSEG_OK) gseg__model_inference_only(model);
