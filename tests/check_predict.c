@@ -800,6 +800,11 @@ START_TEST(test_batch_failures_and_summary)
                                "&& grep -q 'broken.TIF' err3.txt && ! grep -q notes err3.txt && "
                                "test -f out3/scene_00_mask.tif",
                                dir, tool), 0);
+    /* a summary that cannot be written fails the run before any scene */
+    ck_assert_int_eq(tu_system("cd '%s' && '%s' --model ndsi:green=2,swir=5 -q in -o out4/ "
+                               "--summary /proc/none/run.json 2>err4.txt; test $? -eq 1 && "
+                               "grep -q 'summary' err4.txt && test ! -e out4",
+                               dir, tool), 0);
     /* one output name for several scenes is a usage error, before any work */
     ck_assert_int_eq(tu_system("cd '%s' && '%s' --model ndsi:green=2,swir=5 in -o one.tif "
                                "2>err.txt; test $? -eq 2 && grep -q 'template' err.txt && "

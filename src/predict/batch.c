@@ -339,13 +339,12 @@ int gseg__predict_batch(const gseg__batch *b, gseg_progress_fn progress, void *u
         char *tmp = st == GSEG_OK ? gseg__tmp_path(b->summary) : NULL;
         VSILFILE *f = tmp ? VSIFOpenL(tmp, "wb") : NULL;
         if (st == GSEG_OK && !f)
-            st = gseg__err(GSEG_ERR_IO, "--summary %s: cannot create: %s", b->summary,
-                           strerror(errno));
+            st = gseg__err(GSEG_ERR_IO, "%s: cannot create: %s", b->summary, strerror(errno));
         if (f) VSIFCloseL(f);
         if (tmp) gseg__discard(tmp);
         free(tmp);
         if (st != GSEG_OK) {
-            fprintf(stderr, "%s: %s\n", tool, gseg_last_error());
+            fprintf(stderr, "%s: --summary: %s\n", tool, gseg_last_error());
             jobs_free(jobs, n);
             return 1;
         }
