@@ -205,6 +205,17 @@ START_TEST(test_utm_scene_4326_outlines_match_gdal)
     uint8_t *z = NULL;
     ck_gseg(burn(path("a"), path("outlines.zip"), NULL, &z, &w, &h));
     ck_assert_int_eq(count_diff(z, peer, n), 0);
+    /* Geometry collections (ST_MakeValid's output for many invalid
+     * outlines: polygons with a stray point) burn their polygons. */
+    ck_assert_int_eq(tu_system("cd %s && ogr2ogr -f GPKG gc.gpkg %s -nln glaciers -nlt "
+                               "GEOMETRYCOLLECTION -dialect sqlite -sql \"SELECT "
+                               "ST_Collect(geom, ST_Centroid(geom)) AS geom FROM glaciers\" && "
+                               "ogrinfo -q gc.gpkg glaciers | grep -q 'GEOMETRYCOLLECTION (POINT'",
+                               dir, labels), 0);
+    uint8_t *gcm = NULL;
+    ck_gseg(burn(path("a"), path("gc.gpkg"), NULL, &gcm, &w, &h));
+    ck_assert_int_eq(count_diff(gcm, peer, n), 0);
+    free(gcm);
     free(m), free(peer), free(truth), free(z);
 }
 END_TEST

@@ -112,6 +112,32 @@ static int is_polygonal(OGRwkbGeometryType t)
     return OGR_GT_IsSubClassOf(t, wkbCurvePolygon) || OGR_GT_IsSubClassOf(t, wkbMultiSurface);
 }
 
+/* The polygons of a geometry collection (what ST_MakeValid makes of many
+ * invalid outlines: polygons with stray lines or points), as one
+ * multipolygon; NULL if it holds none. */
+static OGRGeometryH collection_polygons(OGRGeometryH gc)
+{
+    OGRGeometryH mp = OGR_G_CreateGeometry(wkbMultiPolygon);
+    for (int i = 0; mp && i < OGR_G_GetGeometryCount(gc); i++) {
+        OGRGeometryH sub = OGR_G_GetGeometryRef(gc, i);
+        OGRwkbGeometryType t = wkbFlatten(OGR_G_GetGeometryType(sub));
+        OGRGeometryH part = NULL;
+        if (t == wkbGeometryCollection) part = collection_polygons(sub);
+        else if (is_polygonal(t))
+            part = OGR_G_ForceToMultiPolygon(OGR_G_HasCurveGeometry(sub, 0)
+                                                 ? OGR_G_GetLinearGeometry(sub, 0, NULL)
+                                                 : OGR_G_Clone(sub));
+        for (int k = 0; part && k < OGR_G_GetGeometryCount(part); k++)
+            OGR_G_AddGeometry(mp, OGR_G_GetGeometryRef(part, k));
+        if (part) OGR_G_DestroyGeometry(part);
+    }
+    if (mp && OGR_G_GetGeometryCount(mp) == 0) {
+        OGR_G_DestroyGeometry(mp);
+        mp = NULL;
+    }
+    return mp;
+}
+
 /* Checks a layer once: a CRS, the class field; *fi gets the field's index
  * (-1 without field). */
 static gseg_status layer_check(const char *file, OGRLayerH l, const char *field, int *fi)
@@ -194,9 +220,12 @@ static gseg_status collect(const char *file, OGRLayerH l, int fi, const grid *g,
     OGR_L_ResetReading(l);
     OGRFeatureH f;
     while (st == GSEG_OK && (f = OGR_L_GetNextFeature(l)) != NULL) {
-        OGRGeometryH geom = OGR_F_GetGeometryRef(f);
+        OGRGeometryH geom = OGR_F_GetGeometryRef(f), own = NULL;
         double v;
+        if (geom && wkbFlatten(OGR_G_GetGeometryType(geom)) == wkbGeometryCollection)
+            geom = own = collection_polygons(geom); /* its polygons; none: nothing to burn */
         if (!geom || OGR_G_IsEmpty(geom)) {
+            if (own) OGR_G_DestroyGeometry(own);
             OGR_F_Destroy(f);
             continue;
         }
@@ -220,6 +249,7 @@ static gseg_status collect(const char *file, OGRLayerH l, int fi, const grid *g,
                 st = burn_add(b, c, v);
             }
         }
+        if (own) OGR_G_DestroyGeometry(own);
         OGR_F_Destroy(f);
     }
     OGR_L_SetSpatialFilter(l, NULL);
@@ -302,7 +332,7 @@ static gseg_status pick_layers(const char *labels, GDALDatasetH src, const char 
         OGRLayerH l = GDALDatasetGetLayer(src, k);
         OGRwkbGeometryType t = wkbFlatten(OGR_L_GetGeomType(l));
         if (t == wkbNone) continue;
-        if (t != wkbUnknown && !is_polygonal(t)) {
+        if (t != wkbUnknown && t != wkbGeometryCollection && !is_polygonal(t)) {
             CPLError(CE_Warning, CPLE_AppDefined, "%s: layer %s holds %s geometries: ignored",
                      labels, OGR_L_GetName(l), OGRGeometryTypeToName(t));
             CPLErrorReset();
