@@ -288,6 +288,19 @@ START_TEST(test_label_field_classes)
     ck_assert_int_eq(count_value(m, n, 0) + c1 + c2, (long)n);
     ck_assert_int_eq(count_diff(m, peer, n), 0);
     free(m), free(peer);
+    /* class 2 where the model has 2 classes: the error names the outlines
+     * and says how many class names are needed */
+    gseg__tdata d;
+    ck_gseg(gseg__tdata_discover(&d, path("c"), 0));
+    ck_gseg(gseg__tdata_labels(&d, path("cls.gpkg"), "cls"));
+    char **names = NULL;
+    int nb = 0;
+    ck_assert_int_eq(gseg__tdata_prepare(&d, NULL, 2, &nb, &names), GSEG_ERR_FORMAT);
+    ck_assert_msg(strstr(gseg_last_error(), "cls.gpkg: class 2") &&
+                      strstr(gseg_last_error(), "--classes with 3 names"),
+                  "%s", gseg_last_error());
+    CSLDestroy(names);
+    gseg__tdata_free(&d);
 }
 END_TEST
 

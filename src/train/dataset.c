@@ -173,12 +173,15 @@ void gseg__tdata_free(gseg__tdata *d)
         free(d->scenes[i].glacier_blocks);
     }
     free(d->scenes);
+    free(d->labels);
+    d->labels = NULL;
     memset(d, 0, sizeof *d);
 }
 
 /* Checks the mask against its image and indexes 32x32 blocks that hold
  * a positive class. */
-static gseg_status index_mask(gseg__tscene *s, gseg_scene *img, int nclasses)
+/* labels: the outlines the mask was burnt from, or NULL. */
+static gseg_status index_mask(gseg__tscene *s, gseg_scene *img, int nclasses, const char *labels)
 {
     if (!s->mask) return gseg__err(GSEG_ERR_ARG, "%s: no mask (and no --labels)", s->image);
     GDALDatasetH m = GDALOpenEx(s->mask, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
@@ -243,6 +246,14 @@ static gseg_status index_mask(gseg__tscene *s, gseg_scene *img, int nclasses)
             for (int x = 0; x < w; x++) {
                 int v = row[(size_t)y * w + x];
                 if (gseg__unlabelled(s, v)) continue;
+                if (v >= nclasses && s->mask_is_mem) { /* burnt from --labels */
+                    st = gseg__err(GSEG_ERR_FORMAT,
+                                   "%s: class %d on %s (pixel %d, %d) but there are %d classes "
+                                   "(0..%d): give --classes with %d names",
+                                   labels ? labels : "label outlines", v, s->image, x,
+                                   y0 + y, nclasses, nclasses - 1, v + 1);
+                    goto out;
+                }
                 if (v >= nclasses) {
                     st = gseg__err(GSEG_ERR_FORMAT,
                                    "%s: value %d at pixel (%d, %d) but the model has %d classes "
@@ -308,7 +319,7 @@ gseg_status gseg__tdata_prepare(gseg__tdata *d, const char *const *bands, int nc
                 sp.bands = (const char *const *)names;
             }
         }
-        if (st == GSEG_OK) st = index_mask(s, img, nclasses);
+        if (st == GSEG_OK) st = index_mask(s, img, nclasses, d->labels);
         gseg_scene_free(img);
     }
     return st;

@@ -352,6 +352,8 @@ gseg_status gseg__tdata_labels(gseg__tdata *d, const char *labels, const char *f
 {
     if (!labels || !*labels) return gseg__err(GSEG_ERR_ARG, "no label outlines given (--labels FILE)");
     if (field && !*field) return gseg__err(GSEG_ERR_ARG, "%s: empty --label-field", labels);
+    free(d->labels);
+    d->labels = gseg__strdup(labels);
     /* A zipped shapefile (or any zip): read in place. */
     size_t n = strlen(labels);
     const char *open_path = labels;

@@ -30,6 +30,7 @@ typedef struct gseg__tdata {
     gseg__tscene *scenes;
     int n;
     int has_val; /* a val/ folder was found */
+    char *labels; /* the outlines burnt into the masks (--labels), or NULL */
 } gseg__tdata;
 
 /* Finds the scenes and masks under path (folder, archive or VSI path).
