@@ -138,6 +138,15 @@ START_TEST(test_bad_masks_refused)
         free(names);
         gseg__tdata_free(&d);
     }
+    /* two images with one stem (a.tif and a.vrt) would be one scene twice */
+    char root[1024];
+    snprintf(root, sizeof root, "%s/dupstem", dir);
+    make_dataset(root, 1, 0, 64);
+    ck_assert_int_eq(tu_system("cd %s/train/images && gdal_translate -q -of VRT scene_0.tif "
+                               "scene_0.vrt", root), 0);
+    gseg__tdata d;
+    ck_assert_int_eq(gseg__tdata_discover(&d, root, 1), GSEG_ERR_ARG);
+    ck_assert_msg(strstr(gseg_last_error(), "same file stem"), "%s", gseg_last_error());
 }
 END_TEST
 

@@ -99,6 +99,17 @@ static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir,
     if (!imgs)
         st = gseg__err(GSEG_ERR_IO, "%s: no raster files (.tif, .jp2, .img, .vrt)", idir);
     for (int i = 0; imgs && imgs[i] && st == GSEG_OK; i++) {
+        /* one scene per stem: masks are found by it (a.tif beside a.vrt
+         * would be the same scene twice, on one mask) */
+        for (int k = 0; k < i; k++)
+            if (strcmp(CPLGetBasename(imgs[k]), CPLGetBasename(imgs[i])) == 0) {
+                st = gseg__err(GSEG_ERR_ARG,
+                               "%s and %s have the same file stem; masks are matched by stem: "
+                               "keep one of them in %s",
+                               imgs[k], imgs[i], idir);
+                break;
+            }
+        if (st != GSEG_OK) break;
         char *mask = find_mask(mdir, imgs[i]);
         if (!mask && need_masks) {
             st = gseg__err(GSEG_ERR_IO, "%s: no mask %s/%s.* (masks are matched by file stem)",
