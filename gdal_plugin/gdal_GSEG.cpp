@@ -542,7 +542,7 @@ GDALDataset *GSEGDataset::Open(GDALOpenInfo *oi)
     ds->SetMetadataItem("GSEG_TILE", CPLSPrintf("%d", ds->info_->tile));
     ds->SetMetadataItem("GSEG_OVERLAP", CPLSPrintf("%d", ds->info_->overlap));
     if (ds->info_->nscores == 1)
-        ds->SetMetadataItem("GSEG_THRESHOLD", CPLSPrintf("%.17g", ds->info_->threshold));
+        ds->SetMetadataItem("GSEG_THRESHOLD", CPLSPrintf("%.15g", ds->info_->threshold));
     ds->SetDescription(oi->pszFilename);
     ds->SetMetadataItem("INTERLEAVE", "BAND", "IMAGE_STRUCTURE");
     return ds.release();

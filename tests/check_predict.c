@@ -800,6 +800,16 @@ START_TEST(test_batch_failures_and_summary)
                                "&& grep -q 'broken.TIF' err3.txt && ! grep -q notes err3.txt && "
                                "test -f out3/scene_00_mask.tif",
                                dir, tool), 0);
+    /* outputs written into the scenes' folder are not scenes of a rerun,
+     * so {index} stays the same and --skip-existing skips everything */
+    ck_assert_int_eq(tu_system("cd '%s' && mkdir -p in5 && cp in/scene_0*.tif in5/ && "
+                               "'%s' --model ndsi:green=2,swir=5 -q in5 -o 'in5/{index}_{stem}.tif' "
+                               "--quicklook 'in5/{stem}_ql.png' && ls in5 > before.txt && "
+                               "'%s' --model ndsi:green=2,swir=5 in5 -o 'in5/{index}_{stem}.tif' "
+                               "--quicklook 'in5/{stem}_ql.png' --skip-existing > skip.txt 2>&1 && "
+                               "test $(grep -c 'skipped' skip.txt) -eq 2 && ls in5 | cmp -s - "
+                               "before.txt && test -f in5/1_scene_01.tif",
+                               dir, tool, tool), 0);
     /* a summary that cannot be written fails the run before any scene */
     ck_assert_int_eq(tu_system("cd '%s' && '%s' --model ndsi:green=2,swir=5 -q in -o out4/ "
                                "--summary /proc/none/run.json 2>err4.txt; test $? -eq 1 && "

@@ -56,7 +56,7 @@ static char **output_metadata(const gseg_predict_params *p, const gseg_model *m,
     md = CSLSetNameValue(md, "GSEG_VERSION", gseg_version());
     md = CSLSetNameValue(md, "GSEG_MODEL", gseg_model_spec(m));
     md = CSLSetNameValue(md, "GSEG_SCORE", gseg_model_score_name(m));
-    if (gseg_model_nscores(m) == 1) md = CSLSetNameValue(md, "GSEG_THRESHOLD", CPLSPrintf("%.17g", thr));
+    if (gseg_model_nscores(m) == 1) md = CSLSetNameValue(md, "GSEG_THRESHOLD", CPLSPrintf("%.15g", thr));
     md = CSLSetNameValue(md, "GSEG_TILE", CPLSPrintf("%d", tile));
     md = CSLSetNameValue(md, "GSEG_OVERLAP", CPLSPrintf("%d", overlap));
     char *in = NULL;

@@ -451,7 +451,12 @@ static gseg_status write_png(const ql *q, const char *tmp)
     CPLSetThreadLocalConfigOption("GDAL_PAM_ENABLED", "NO");
     if (st == GSEG_OK) {
         CPLErrorReset();
-        GDALDatasetH out = GDALCreateCopy(drv, tmp, ds, FALSE, NULL, NULL, NULL);
+        /* marked as gseg's, as masks are: a rerun over the folder does not
+         * take it for a scene */
+        GDALSetMetadataItem(ds, "GSEG_VERSION", gseg_version(), NULL);
+        GDALSetMetadataItem(ds, "GSEG_OUTPUT", "quicklook", NULL);
+        const char *co[] = {"WRITE_METADATA_AS_TEXT=YES", NULL};
+        GDALDatasetH out = GDALCreateCopy(drv, tmp, ds, FALSE, (char **)co, NULL, NULL);
         if (out) GDALClose(out);
         if (!out || CPLGetLastErrorType() == CE_Failure || CPLGetLastErrorType() == CE_Fatal)
             st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write the PNG", q->png);

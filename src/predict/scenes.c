@@ -103,6 +103,20 @@ static int scene_ext(const char *name)
     return 0;
 }
 
+/* A mask, probability raster or quicklook written by gseg-predict (its
+ * GSEG_VERSION metadata): outputs of an earlier run in the scenes' folder,
+ * under whatever names, are not scenes. */
+static int gseg_output(const char *path)
+{
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    int yes = ds && GDALGetMetadataItem(ds, "GSEG_VERSION", NULL) != NULL;
+    if (ds) GDALClose(ds);
+    CPLPopErrorHandler();
+    CPLErrorReset();
+    return yes;
+}
+
 static int gdal_identifies(const char *path)
 {
     CPLPushErrorHandler(CPLQuietErrorHandler);
@@ -158,7 +172,8 @@ static gseg_status add_folder(scene_list *l, const char *dir, const char *prefix
                     : name[0] == '.' || is_sidecar(name))
             continue;
         char *path = CPLStrdup(CPLSPrintf("%s%s", prefix, name));
-        if (path_kind(path) == 0 && (pattern || scene_ext(name) || gdal_identifies(path))) {
+        if (path_kind(path) == 0 && (pattern || scene_ext(name) || gdal_identifies(path)) &&
+            !gseg_output(path)) {
             nkeep++;
             st = list_add(l, path);
         }
