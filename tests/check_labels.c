@@ -328,6 +328,9 @@ START_TEST(test_errors_name_the_file)
     ck_assert_int_eq(tu_system("ogr2ogr -f 'ESRI Shapefile' %s %s glaciers && rm %s",
                                path("nocrs.shp"), gpkg, path("nocrs.prj")), 0);
     expect_error(path("e"), path("nocrs.shp"), NULL, GSEG_ERR_FORMAT, "nocrs.shp", "no CRS");
+    /* nor a GeoPackage's "Undefined geographic SRS" (srs_id 0) */
+    ck_assert_int_eq(tu_system("ogr2ogr -f GPKG %s %s -a_srs None", path("undef.gpkg"), gpkg), 0);
+    expect_error(path("e"), path("undef.gpkg"), NULL, GSEG_ERR_FORMAT, "undef.gpkg", "no CRS");
     expect_error(path("e"), gpkg, "nosuch", GSEG_ERR_ARG, "s_4326.gpkg", "no field nosuch");
     /* Class 300 on feature 1 (fid 1 lies on the scene: every outline does). */
     ck_assert_int_eq(tu_system("ogr2ogr -f GPKG %s %s -nln glaciers -sql \"SELECT *, CASE WHEN fid = 1 "

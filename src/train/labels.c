@@ -144,7 +144,11 @@ static gseg_status layer_check(const char *file, OGRLayerH l, const char *field,
 {
     const char *name = OGR_L_GetName(l);
     *fi = -1;
-    if (!OGR_L_GetSpatialRef(l))
+    /* A GeoPackage's srs_id 0 / -1 ("Undefined geographic / Cartesian
+     * SRS", what ogr2ogr -a_srs None writes) says as little as no CRS. */
+    OGRSpatialReferenceH srs = OGR_L_GetSpatialRef(l);
+    const char *sn = srs ? OSRGetName(srs) : NULL;
+    if (!srs || (sn && strncmp(sn, "Undefined ", 10) == 0 && strstr(sn, " SRS")))
         return gseg__err(GSEG_ERR_FORMAT,
                          "%s: layer %s has no CRS; assign the right one first "
                          "(ogr2ogr -a_srs EPSG:XXXX)", file, name);
