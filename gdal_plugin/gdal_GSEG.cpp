@@ -182,7 +182,20 @@ bool parse_connection(const char *s, Spec &spec)
         size_t colon = rest.find(':');
         if (eq == std::string::npos || (colon != std::string::npos && colon < eq)) break;
         std::string key = rest.substr(0, eq);
-        if (!known_key(key)) break;
+        if (!known_key(key)) {
+            /* name=value followed by ':' is an option, not a scene path */
+            bool ident = !key.empty() && colon != std::string::npos &&
+                         key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                               "0123456789_") == std::string::npos;
+            if (ident) {
+                CPLError(CE_Failure, CPLE_OpenFailed,
+                         "GSEG: unknown option '%s' in '%s' (model, tile, overlap, threshold, "
+                         "precision, device, threads, batch, readers, proba)",
+                         key.c_str(), s);
+                return false;
+            }
+            break;
+        }
         std::string value;
         size_t end;
         if (eq + 1 < rest.size() && rest[eq + 1] == '"') {
@@ -232,8 +245,25 @@ std::string relative_to(const std::string &dir, const std::string &p)
 bool parse_descriptor(const char *path, Spec &spec)
 {
     CPLJSONDocument doc;
-    if (!doc.Load(path)) return false; /* CPLError set by Load */
+    bool loaded;
+    std::string why;
+    {
+        CPLErrorStateBackuper keep;
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        loaded = doc.Load(path);
+        if (!loaded) why = CPLGetLastErrorMsg();
+        CPLPopErrorHandler();
+    }
+    if (!loaded)
+        CPLError(CE_Failure, CPLE_OpenFailed, "GSEG: %s: %s", path, why.c_str());
+    if (!loaded) return false;
     CPLJSONObject root = doc.GetRoot();
+    for (const CPLJSONObject &child : root.GetChildren()) {
+        std::string k = child.GetName();
+        if (k != "type" && k != "scene" && !known_key(k))
+            CPLError(CE_Warning, CPLE_AppDefined, "GSEG: %s: unknown key \"%s\" ignored", path,
+                     k.c_str());
+    }
     if (root.GetString("type") != "gseg-prediction") {
         CPLError(CE_Failure, CPLE_OpenFailed, "%s: not a gseg-prediction descriptor", path);
         return false;
@@ -503,8 +533,23 @@ GDALDataset *GSEGDataset::Open(GDALOpenInfo *oi)
             return nullptr;
         }
     std::string device = spec.get("device") ? spec.get("device") : "cpu";
+    bool cuda_n = STARTS_WITH(device.c_str(), "cuda:") && device.size() > 5 &&
+                  device.find_first_not_of("0123456789", 5) == std::string::npos;
+    if (device != "cpu" && device != "cuda" && !cuda_n) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "GSEG: device=%s: expected cpu, cuda or cuda:N",
+                 device.c_str());
+        return nullptr;
+    }
     p.model_options.device = device.c_str();
-    bool proba = spec.get("proba") && CPLTestBool(spec.get("proba"));
+    const char *pv = spec.get("proba");
+    static const char *const bools[] = {"yes", "no", "true", "false", "on", "off", "1", "0"};
+    bool proba_ok = !pv;
+    for (const char *b : bools) proba_ok = proba_ok || EQUAL(pv, b);
+    if (!proba_ok) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "GSEG: proba=%s: expected yes or no", pv);
+        return nullptr;
+    }
+    bool proba = pv && CPLTestBool(pv);
     p.auto_cache = 0; /* the host application owns GDAL's cache */
     std::vector<const char *> inputs;
     for (const auto &s : spec.scene) inputs.push_back(s.c_str());

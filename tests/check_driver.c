@@ -196,7 +196,9 @@ START_TEST(test_bad_connection_strings)
         {"GSEG:model=/nonexistent/m.gseg:SCENE", "m.gseg"},
         {"GSEG:model=\"ndsi:green=nope,swir=2\":SCENE", "nope"},
         {"GSEG:model=\"ndsi:green=1,swir=2\":overlap=600:SCENE", "overlap 600"},
-        {"GSEG:model=\"ndsi:green=1,swir=2\":bogus=1:SCENE", "bogus=1"},
+        {"GSEG:model=\"ndsi:green=1,swir=2\":bogus=1:SCENE", "unknown option"},
+        {"GSEG:model=\"ndsi:green=1,swir=2\":proba=maybe:SCENE", "proba=maybe"},
+        {"GSEG:model=\"ndsi:green=1,swir=2\":device=gpu:SCENE", "device=gpu"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char conn[2048];
@@ -216,6 +218,13 @@ START_TEST(test_bad_connection_strings)
     fprintf(f, "{\"type\": \"gseg-prediction\", \"scene\": 5}\n");
     fclose(f);
     ck_assert_int_eq(tu_system("gdalinfo '%s' 2>&1 | grep -q 'scene'", path("bad.json")), 0);
+    /* a misspelt key is said, with the file */
+    f = fopen(path("typo.json"), "w");
+    fprintf(f, "{\"type\": \"gseg-prediction\", \"scene\": \"%s\", \"modle\": \"x\"}\n",
+            path("scene.tif"));
+    fclose(f);
+    ck_assert_int_eq(tu_system("GSEG_MODEL= gdalinfo '%s' 2>&1 | grep -q 'typo.json: unknown key "
+                               "\"modle\"'", path("typo.json")), 0);
     /* read-only */
     ck_assert_int_ne(tu_system("/usr/bin/python3 -c \"from osgeo import gdal; gdal.UseExceptions(); "
                                "gdal.Open('GSEG:model=\\\"ndsi:green=1,swir=2\\\":%s', 1)\" "
