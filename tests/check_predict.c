@@ -810,6 +810,11 @@ START_TEST(test_batch_failures_and_summary)
                                "test $(grep -c 'skipped' skip.txt) -eq 2 && ls in5 | cmp -s - "
                                "before.txt && test -f in5/1_scene_01.tif",
                                dir, tool, tool), 0);
+    /* a mask and a shapefile of one stem would share the QGIS style file */
+    ck_assert_int_eq(tu_system("cd '%s' && '%s' --model ndsi:green=2,swir=5 -q in/scene_00.tif "
+                               "-o q.tif --vector q.shp 2>errq.txt; test $? -eq 1 && grep -q "
+                               "'share the style file' errq.txt && test ! -e q.tif",
+                               dir, tool), 0);
     /* a summary that cannot be written fails the run before any scene */
     ck_assert_int_eq(tu_system("cd '%s' && '%s' --model ndsi:green=2,swir=5 -q in -o out4/ "
                                "--summary /proc/none/run.json 2>err4.txt; test $? -eq 1 && "

@@ -156,6 +156,18 @@ static gseg_status check_outputs(const gseg_predict_params *p, const char *out_p
                 return gseg__err(GSEG_ERR_ARG, "%s: two outputs would have the same name",
                                  outs[o]);
     }
+    /* The mask's QGIS style is <stem>.qml, which QGIS also loads as the style
+     * of a vector file of that stem (a GeoPackage keeps its own inside). */
+    if (p->vector && !EQUAL(CPLGetExtension(p->vector), "gpkg")) {
+        char *a = CPLStrdup(CPLResetExtension(out_path, "qml"));
+        int same = strcmp(a, CPLResetExtension(p->vector, "qml")) == 0;
+        CPLFree(a);
+        if (same)
+            return gseg__err(GSEG_ERR_ARG,
+                             "%s and %s would share the style file %s that QGIS loads for both: "
+                             "give them different names",
+                             out_path, p->vector, CPLResetExtension(out_path, "qml"));
+    }
     return GSEG_OK;
 }
 
