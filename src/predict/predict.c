@@ -197,6 +197,13 @@ gseg_status gseg_predict(const gseg_predict_params *p, gseg_progress_fn progress
         return st;
     }
     const gseg_grid *grid = &job.grid;
+    if (p->vector && p->t_srs && *p->t_srs && !*gseg_scene_crs_wkt(job.scene)) {
+        st = gseg__err(GSEG_ERR_ARG, "%s: no CRS, so outlines cannot be reprojected to '%s'",
+                       p->inputs[0], p->t_srs);
+        gseg__job_close(&job);
+        if (stats_out) *stats_out = stats;
+        return st;
+    }
     for (int k = 0; k < 8; k++) stats.class_km2[k] = NAN; /* known: gseg__classify_init */
     stats.width = grid->width;
     stats.height = grid->height;
