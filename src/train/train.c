@@ -645,6 +645,11 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         train_idx[ntrain++] = i;
     }
     if (st == GSEG_OK && ntrain == 0) st = gseg__err(GSEG_ERR_ARG, "%s: no training scenes", p->data);
+    if (st == GSEG_OK && nval == 0 && p->val_fraction > 0 && rank == 0)
+        CPLError(CE_Warning, CPLE_AppDefined,
+                 "%s: no validation scenes (one scene and no val/ folder): the model written "
+                 "is the last one, not the best on held-out scenes",
+                 p->data ? p->data : "dataset");
 
     mean = gseg__calloc((size_t)nb + 1, sizeof *mean);
     sd = gseg__calloc((size_t)nb + 1, sizeof *sd);
