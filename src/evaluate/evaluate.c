@@ -120,6 +120,30 @@ static uint8_t *boundary(const uint8_t *pos, int w, int h)
     return b;
 }
 
+/* Whether comparing a w x h scene fits the memory limit: whole-scene
+ * buffers, six bytes and two distance maps per pixel. */
+static gseg_status compare_fits(const char *truth_path, int w, int h)
+{
+    double need = 22.0 * (double)w * (double)h, lim = (double)gseg__memory_limit();
+    if (need <= lim) return GSEG_OK;
+    return gseg__err(GSEG_ERR_LIMIT,
+                     "%s: comparing a %dx%d mask needs %.0f MiB, more than the %.0f MiB "
+                     "allowed (--config GSEG_MAX_MEMORY)",
+                     truth_path, w, h, need / 1048576.0, lim / 1048576.0);
+}
+
+/* The same, for a scene not predicted yet (its image's size). */
+static gseg_status scene_fits(const char *image, const char *truth_path)
+{
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALDatasetH ds = GDALOpenEx(image, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    CPLPopErrorHandler();
+    if (!ds) return GSEG_OK; /* the prediction will say why */
+    gseg_status st = compare_fits(truth_path, GDALGetRasterXSize(ds), GDALGetRasterYSize(ds));
+    GDALClose(ds);
+    return st;
+}
+
 /* Compares the prediction of `image` (pred_path, on the image's grid with
  * its georeferencing) with the truth mask. A truth on another grid is
  * refused, naming both files, as gseg-train does: another size, or, where
@@ -163,15 +187,7 @@ static gseg_status compare(const char *pred_path, const char *truth_path, const 
         goto done;
     }
     size_t n = (size_t)w * h;
-    /* Whole-scene buffers: six bytes and two distance maps per pixel. */
-    double need = 22.0 * (double)n, lim = (double)gseg__memory_limit();
-    if (need > lim) {
-        st = gseg__err(GSEG_ERR_LIMIT,
-                       "%s: comparing a %dx%d mask needs %.0f MiB, more than the %.0f MiB "
-                       "allowed (--config GSEG_MAX_MEMORY)",
-                       truth_path, w, h, need / 1048576.0, lim / 1048576.0);
-        goto done;
-    }
+    if ((st = compare_fits(truth_path, w, h)) != GSEG_OK) goto done;
     a = gseg__malloc(n, 1);
     b = gseg__malloc(n, 1);
     pp = gseg__calloc(n, 1);
@@ -482,7 +498,8 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         q.output = out;
         q.format = "GTiff";
         if (!quiet) fprintf(stderr, "%s\n", d.scenes[i].image);
-        st = gseg_predict(&q, NULL, NULL, NULL);
+        st = scene_fits(d.scenes[i].image, d.scenes[i].mask ? d.scenes[i].mask : d.scenes[i].image);
+        if (st == GSEG_OK) st = gseg_predict(&q, NULL, NULL, NULL);
         if (st == GSEG_OK) st = compare(out, d.scenes[i].mask, d.scenes[i].image, K, r);
         scene_failed = st != GSEG_OK;
         if (!keep) {
