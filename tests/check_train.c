@@ -145,7 +145,7 @@ START_TEST(test_bad_masks_refused)
     ck_assert_int_eq(tu_system("cd %s/train/images && gdal_translate -q -of VRT scene_0.tif "
                                "scene_0.vrt", root), 0);
     gseg__tdata d;
-    ck_assert_int_eq(gseg__tdata_discover(&d, root, 1), GSEG_ERR_ARG);
+    ck_assert_int_eq(gseg__tdata_discover(&d, root, 1), GSEG_ERR_FORMAT);
     ck_assert_msg(strstr(gseg_last_error(), "same file stem"), "%s", gseg_last_error());
 }
 END_TEST

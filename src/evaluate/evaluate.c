@@ -122,14 +122,14 @@ static uint8_t *boundary(const uint8_t *pos, int w, int h)
 
 /* Whether comparing a w x h scene fits the memory limit: whole-scene
  * buffers, six bytes and two distance maps per pixel. */
-static gseg_status compare_fits(const char *truth_path, int w, int h)
+static gseg_status compare_fits(const char *image, const char *truth_path, int w, int h)
 {
     double need = 22.0 * (double)w * (double)h, lim = (double)gseg__memory_limit();
     if (need <= lim) return GSEG_OK;
     return gseg__err(GSEG_ERR_LIMIT,
-                     "%s: comparing a %dx%d mask needs %.0f MiB, more than the %.0f MiB "
-                     "allowed (--config GSEG_MAX_MEMORY)",
-                     truth_path, w, h, need / 1048576.0, lim / 1048576.0);
+                     "%s: comparing its %dx%d prediction with %s needs %.0f MiB, more than the "
+                     "%.0f MiB allowed (--config GSEG_MAX_MEMORY)",
+                     image, w, h, truth_path, need / 1048576.0, lim / 1048576.0);
 }
 
 /* The same, for a scene not predicted yet (its image's size). */
@@ -139,7 +139,8 @@ static gseg_status scene_fits(const char *image, const char *truth_path)
     GDALDatasetH ds = GDALOpenEx(image, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
     CPLPopErrorHandler();
     if (!ds) return GSEG_OK; /* the prediction will say why */
-    gseg_status st = compare_fits(truth_path, GDALGetRasterXSize(ds), GDALGetRasterYSize(ds));
+    gseg_status st =
+        compare_fits(image, truth_path, GDALGetRasterXSize(ds), GDALGetRasterYSize(ds));
     GDALClose(ds);
     return st;
 }
@@ -187,7 +188,7 @@ static gseg_status compare(const char *pred_path, const char *truth_path, const 
         goto done;
     }
     size_t n = (size_t)w * h;
-    if ((st = compare_fits(truth_path, w, h)) != GSEG_OK) goto done;
+    if ((st = compare_fits(image, truth_path, w, h)) != GSEG_OK) goto done;
     a = gseg__malloc(n, 1);
     b = gseg__malloc(n, 1);
     pp = gseg__calloc(n, 1);
@@ -473,8 +474,8 @@ int gseg_evaluate_tool_main(int argc, char **argv)
         const char *base = getenv("TMPDIR");
         snprintf(tmpdir, sizeof tmpdir, "%s/gseg-evaluate-XXXXXX", base && *base ? base : "/tmp");
         if (!mkdtemp(tmpdir)) st = gseg__err(GSEG_ERR_IO, "%s: cannot create a temporary folder", tmpdir);
-    } else if (st == GSEG_OK) {
-        VSIMkdirRecursive(keep, 0755);
+    } else if (st == GSEG_OK) { /* --save-masks DIR: created, or the error names it */
+        st = gseg__make_parent(CPLFormFilename(keep, "mask.tif", NULL));
     }
     int scene_failed = 0;
     evres *res = st == GSEG_OK ? gseg__calloc((size_t)d.n + 1, sizeof *res) : NULL;

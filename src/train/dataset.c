@@ -103,7 +103,7 @@ static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir,
          * would be the same scene twice, on one mask) */
         for (int k = 0; k < i; k++)
             if (strcmp(CPLGetBasename(imgs[k]), CPLGetBasename(imgs[i])) == 0) {
-                st = gseg__err(GSEG_ERR_ARG,
+                st = gseg__err(GSEG_ERR_FORMAT,
                                "%s and %s have the same file stem; masks are matched by stem: "
                                "keep one of them in %s",
                                imgs[k], imgs[i], idir);
