@@ -437,9 +437,12 @@ typedef struct gseg_vectorize_params {
     const char *layer_name;    /* NULL = "glaciers" */
     int band;                  /* mask band, default 1 */
     double min_area_km2;       /* minimum mapping unit, default 0.01 */
-    double simplify_m;         /* topology-preserving tolerance in metres, 0 = none;
+    double simplify_m;         /* simplification tolerance in metres, 0 = none;
                                   converted to degrees for geographic CRSs, taken
-                                  as map units when the mask has no CRS */
+                                  as map units when the mask has no CRS. All
+                                  outlines are simplified together, keeping the
+                                  topology: valid, non-overlapping, shared edges
+                                  shared, none dropped */
     const char *t_srs;         /* output CRS (any OSR user input), NULL = mask's */
     const char *source;        /* value of the `source` attribute, may be NULL */
     int nclasses;              /* class names for the `class_name` attribute */
@@ -452,8 +455,8 @@ typedef struct gseg_vectorize_params {
 
 typedef struct gseg_vectorize_stats {
     long long polygons;     /* features written */
-    long long dropped;      /* polygons below min_area_km2 or emptied by
-                               simplification */
+    long long dropped;      /* polygons below min_area_km2 (their pixel area:
+                               simplification never changes the count) */
     double area_km2;        /* total area written; NaN when the mask has no CRS */
 } gseg_vectorize_stats;
 

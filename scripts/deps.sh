@@ -40,8 +40,8 @@ need_pip() {
 # libtorch-dev: the network backend (CPU libtorch 1.13); meson finds it
 # through CMake. libgloo-dev: the headers of Gloo, torch.distributed's CPU
 # backend, for multi-process training.
-BUILD_PACKAGES="gcc g++ meson ninja-build pkg-config cmake libgdal-dev libproj-dev gdal-bin
-                libtorch-dev libgloo-dev"
+BUILD_PACKAGES="gcc g++ meson ninja-build pkg-config cmake libgdal-dev libproj-dev libgeos-dev
+                gdal-bin libtorch-dev libgloo-dev"
 # Test peers: GDAL's Python bindings and numpy; torch + torchvision for the
 # network; the pure-Python packages segmentation-models-pytorch needs;
 # python3-qgis for the headless QGIS test (tests/qgis/check_qgis.py).
@@ -57,4 +57,5 @@ SMP_PIP="segmentation-models-pytorch==0.6.0 timm==1.0.31 huggingface_hub==0.36.2
 # unversioned name, libclang-rt-14-dev on Debian 12) and llvm-symbolizer
 # (llvm) for symbolised stack traces. The fuzz build needs neither libtorch
 # nor Check.
-FUZZ_PACKAGES="clang libclang-rt-dev llvm meson ninja-build pkg-config libgdal-dev libproj-dev"
+FUZZ_PACKAGES="clang libclang-rt-dev llvm meson ninja-build pkg-config libgdal-dev libproj-dev
+               libgeos-dev"

@@ -8,6 +8,7 @@
  * geographic cells from the closed-form area of an ellipsoidal zone, and
  * GDAL's own ogrinfo for the output schema.
  */
+#include "internal.h" /* gseg__simplify_batch */
 #include "testutil.h"
 
 #include <cpl_conv.h>
@@ -481,6 +482,299 @@ START_TEST(test_simplify_geographic)
     char *dir = tu_tmpdir("vec_simplify_geo");
     double gt[6] = {75.0, 0.0005, 0, 61.0, 0, -0.0005}; /* ~27 m × 56 m at 60.9°N */
     simplify_case(dir, 4326, gt, 60);
+    free(dir);
+}
+END_TEST
+
+/* Topology under simplification. A mask built to break it: chains of
+ * rough squares touching at corners (4-connected polygons of one class),
+ * four polygons of two classes meeting at one corner, a glacier with
+ * nunataks one pixel inside its margin and an island in a hole, two
+ * classes sharing a long ragged edge with islands of each in the other,
+ * and small polygons in a bay a large tolerance would cut across. */
+
+#define TOPO_W 160
+#define TOPO_H 160
+
+static uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+/* Background notches along the edges of a square, corners kept. */
+static void rough_square(uint8_t *m, int x0, int y0, int side, uint8_t v, uint32_t *rng)
+{
+    fill_rect(m, TOPO_W, x0, y0, side, side, v);
+    for (int i = 1; i < side - 1; i++) {
+        if (lcg(rng) % 3 == 0) m[(size_t)y0 * TOPO_W + x0 + i] = 0;
+        if (lcg(rng) % 3 == 0) m[(size_t)(y0 + side - 1) * TOPO_W + x0 + i] = 0;
+        if (lcg(rng) % 3 == 0) m[(size_t)(y0 + i) * TOPO_W + x0] = 0;
+        if (lcg(rng) % 3 == 0) m[(size_t)(y0 + i) * TOPO_W + x0 + side - 1] = 0;
+    }
+}
+
+static uint8_t *topology_mask(void)
+{
+    uint8_t *m = calloc((size_t)TOPO_W * TOPO_H, 1);
+    uint32_t rng = 12345;
+    /* Two chains of squares touching at corners, of classes 1 and 2 (the
+     * second ends on the first's fifth square). */
+    for (int k = 0; k < 6; k++) rough_square(m, 4 + 8 * k, 4 + 8 * k, 8, 1, &rng);
+    for (int k = 0; k < 5; k++) rough_square(m, 4 + 8 * k, 68 - 8 * k, 8, 2, &rng);
+    /* Four polygons, two classes, one corner. */
+    fill_rect(m, TOPO_W, 60, 4, 3, 3, 1);
+    fill_rect(m, TOPO_W, 63, 7, 3, 3, 1);
+    fill_rect(m, TOPO_W, 63, 4, 3, 3, 2);
+    fill_rect(m, TOPO_W, 60, 7, 3, 3, 2);
+    /* A ragged glacier, nunataks just inside its margin, an island of each
+     * class in a hole. */
+    fill_disc(m, TOPO_W, TOPO_H, 115, 40, 32, 1);
+    for (int y = 0; y < 80; y++)
+        for (int x = 80; x < TOPO_W; x++)
+            if (lcg(&rng) % 5 == 0 && hypot(x + 0.5 - 115, y + 0.5 - 40) > 29)
+                m[y * TOPO_W + x] = 0;
+    for (int a = 0; a < 12; a++) {
+        int x = (int)lround(115 + 28 * cos(a * M_PI / 6));
+        int y = (int)lround(40 + 28 * sin(a * M_PI / 6));
+        fill_rect(m, TOPO_W, x - 1, y - 1, 2, 2, 0);
+    }
+    fill_rect(m, TOPO_W, 105, 30, 20, 20, 0);
+    fill_rect(m, TOPO_W, 110, 35, 4, 4, 1);
+    fill_rect(m, TOPO_W, 117, 40, 4, 4, 2);
+    /* Two classes along a ragged edge, islands of each in the other; the
+     * edge's ends meet the background (three regions at a corner). */
+    int b = 40;
+    for (int y = 90; y < 150; y++) {
+        b += (int)(lcg(&rng) % 5) - 2;
+        b = b < 25 ? 25 : b > 55 ? 55 : b;
+        for (int x = 10; x < 70; x++) m[y * TOPO_W + x] = x < b ? 1 : 2;
+    }
+    fill_rect(m, TOPO_W, 14, 100, 3, 3, 2);
+    fill_rect(m, TOPO_W, 15, 130, 2, 4, 2);
+    fill_rect(m, TOPO_W, 64, 120, 3, 3, 1);
+    /* A ragged block with a bay, small polygons in the bay. */
+    fill_rect(m, TOPO_W, 90, 100, 60, 50, 1);
+    fill_rect(m, TOPO_W, 105, 100, 30, 8, 0);
+    for (int x = 90; x < 150; x++)
+        if (lcg(&rng) % 2) m[149 * TOPO_W + x] = 0;
+    fill_rect(m, TOPO_W, 118, 102, 2, 2, 1);
+    fill_rect(m, TOPO_W, 126, 101, 2, 3, 2);
+    fill_rect(m, TOPO_W, 110, 100, 1, 1, 1);
+    return m;
+}
+
+typedef struct outlines {
+    int n;
+    OGRGeometryH g[512];
+    int cls[512];
+} outlines;
+
+static void read_outlines(const char *path, outlines *o)
+{
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_VECTOR, NULL, NULL, NULL);
+    ck_assert_msg(ds != NULL, "cannot open %s", path);
+    OGRLayerH l = GDALDatasetGetLayerByName(ds, "glaciers");
+    ck_assert_ptr_nonnull(l);
+    o->n = 0;
+    OGRFeatureH f;
+    while ((f = OGR_L_GetNextFeature(l)) != NULL) {
+        ck_assert_int_lt(o->n, 512);
+        o->cls[o->n] = OGR_F_GetFieldAsInteger(f, OGR_F_GetFieldIndex(f, "class"));
+        o->g[o->n++] = OGR_G_Clone(OGR_F_GetGeometryRef(f));
+        OGR_F_Destroy(f);
+    }
+    GDALClose(ds);
+}
+
+static void free_outlines(outlines *o)
+{
+    for (int i = 0; i < o->n; i++) OGR_G_DestroyGeometry(o->g[i]);
+    o->n = 0;
+}
+
+static int vertex_count(const outlines *o)
+{
+    int n = 0;
+    for (int i = 0; i < o->n; i++)
+        for (int r = 0; r < OGR_G_GetGeometryCount(o->g[i]); r++)
+            n += OGR_G_GetPointCount(OGR_G_GetGeometryRef(o->g[i], r));
+    return n;
+}
+
+static OGRGeometryH ring_polygon(OGRGeometryH ring)
+{
+    OGRGeometryH p = OGR_G_CreateGeometry(wkbPolygon);
+    OGR_G_AddGeometry(p, ring);
+    return p;
+}
+
+/* Every polygon valid with its holes inside its shell; no two overlap
+ * (intersections of at most 1e-3 m², rounding). Returns the number of
+ * failures, each reported. */
+static int topology_errors(const outlines *o, const char *what)
+{
+    int bad = 0;
+    for (int i = 0; i < o->n; i++) {
+        if (!OGR_G_IsValid(o->g[i])) {
+            fprintf(stderr, "%s: polygon %d is invalid\n", what, i + 1);
+            bad++;
+        }
+        OGRGeometryH shell = ring_polygon(OGR_G_GetGeometryRef(o->g[i], 0));
+        for (int r = 1; r < OGR_G_GetGeometryCount(o->g[i]); r++) {
+            OGRGeometryH hole = ring_polygon(OGR_G_GetGeometryRef(o->g[i], r));
+            if (!OGR_G_Within(hole, shell)) {
+                fprintf(stderr, "%s: polygon %d, hole %d outside its shell\n", what, i + 1, r);
+                bad++;
+            }
+            OGR_G_DestroyGeometry(hole);
+        }
+        OGR_G_DestroyGeometry(shell);
+    }
+    for (int i = 0; i < o->n; i++)
+        for (int j = i + 1; j < o->n; j++) {
+            if (!OGR_G_Intersects(o->g[i], o->g[j])) continue;
+            OGRGeometryH x = OGR_G_Intersection(o->g[i], o->g[j]);
+            double a = x ? OGR_G_Area(x) : 0;
+            if (x) OGR_G_DestroyGeometry(x);
+            if (a > 1e-3) {
+                fprintf(stderr, "%s: polygons %d and %d overlap by %g m²\n", what, i + 1, j + 1,
+                        a);
+                bad++;
+            }
+        }
+    return bad;
+}
+
+/* Length shared by the outlines of the largest polygons of classes 1 and
+ * 2 within x < 80 pixels (the ragged edge). */
+static double shared_edge_m(const outlines *o, double x_max)
+{
+    int best[3] = {-1, -1, -1};
+    double area[3] = {0, 0, 0};
+    for (int i = 0; i < o->n; i++) {
+        OGREnvelope e;
+        OGR_G_GetEnvelope(o->g[i], &e);
+        int k = o->cls[i];
+        if (k < 1 || k > 2 || e.MaxX > x_max || e.MaxY > 3800000 - 85 * PX) continue;
+        double a = OGR_G_Area(o->g[i]);
+        if (a > area[k]) area[k] = a, best[k] = i;
+    }
+    ck_assert(best[1] >= 0 && best[2] >= 0);
+    OGRGeometryH x = OGR_G_Intersection(o->g[best[1]], o->g[best[2]]);
+    double len = x ? OGR_G_Length(x) : 0;
+    if (x) OGR_G_DestroyGeometry(x);
+    return len;
+}
+
+START_TEST(test_simplify_topology)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("vec_topology");
+    uint8_t *m = topology_mask();
+    double gt[6];
+    utm_gt(gt, 500000);
+    char *mask = path_in(dir, "topo.tif"), *out0 = path_in(dir, "full.gpkg"),
+         *out1 = path_in(dir, "simple.gpkg");
+    write_mask(mask, TOPO_W, TOPO_H, m, 32643, gt, 0, 0);
+    gseg_vectorize_params p = gseg_vectorize_params_default();
+    p.min_area_km2 = 0;
+    gseg_vectorize_stats st0, st1;
+    ck_gseg(gseg_vectorize(mask, out0, &p, NULL, NULL, &st0));
+    outlines a, b;
+    read_outlines(out0, &a);
+    ck_assert_int_eq(topology_errors(&a, "unsimplified"), 0);
+    ck_assert_int_gt(a.n, 30);
+    double edge0 = shared_edge_m(&a, 500000 + 80 * PX);
+    /* The edge runs 60 pixels from top to bottom. */
+    ck_assert_double_gt(edge0, 60 * PX);
+
+    const double tol[] = {45, 150, 360, 900};
+    const size_t batch[] = {gseg__simplify_batch, 64};
+    for (size_t t = 0; t < sizeof tol / sizeof tol[0]; t++)
+        for (size_t k = 0; k < 2; k++) {
+            char what[64];
+            snprintf(what, sizeof what, "--simplify %g, batches of %zu", tol[t], batch[k]);
+            gseg__simplify_batch = batch[k];
+            p.simplify_m = tol[t];
+            ck_gseg(gseg_vectorize(mask, out1, &p, NULL, NULL, &st1));
+            read_outlines(out1, &b);
+            ck_assert_msg(b.n == a.n, "%s: %d polygons, %d unsimplified", what, b.n, a.n);
+            ck_assert_int_eq(st1.polygons, st0.polygons);
+            ck_assert_int_eq(st1.dropped, st0.dropped);
+            ck_assert_msg(topology_errors(&b, what) == 0, "%s: topology broken", what);
+            /* It did simplify. */
+            ck_assert_msg(vertex_count(&b) < 0.7 * vertex_count(&a),
+                          "%s: %d vertices, %d unsimplified", what, vertex_count(&b),
+                          vertex_count(&a));
+            /* The edge the classes share stays shared: end points stay, so
+             * it is at least as long as the straight line between them. */
+            double edge = shared_edge_m(&b, 500000 + 80 * PX);
+            ck_assert_msg(edge >= 59 * PX && edge <= edge0,
+                          "%s: shared edge %g m (%g m unsimplified)", what, edge, edge0);
+            free_outlines(&b);
+        }
+    gseg__simplify_batch = batch[0];
+    free_outlines(&a);
+    free(m);
+    free(mask);
+    free(out0);
+    free(out1);
+    free(dir);
+}
+END_TEST
+
+/* A random 4-connected blob of n pixels grown from (x, y), within a
+ * 9×9 box. */
+static void random_blob(uint8_t *m, int w, int x, int y, int n, uint32_t *rng)
+{
+    m[y * w + x] = 1;
+    for (int k = 1; k < n;) {
+        int px = x - 4 + (int)(lcg(rng) % 9), py = y - 4 + (int)(lcg(rng) % 9);
+        int nb = 0;
+        for (int d = 0; d < 4; d++) {
+            int qx = px + (d == 0) - (d == 1), qy = py + (d == 2) - (d == 3);
+            nb += m[qy * w + qx];
+        }
+        if (!m[py * w + px] && nb) m[py * w + px] = 1, k++;
+    }
+}
+
+/* The minimum mapping unit is decided on the pixel outline: which blobs
+ * near it (10 to 13 pixels, the unit 11.1) are written does not depend on
+ * the tolerance, though simplification moves their areas either way. */
+START_TEST(test_simplify_mmu)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("vec_simplify_mmu");
+    int w = 160, h = 160;
+    uint8_t *m = calloc((size_t)w * h, 1);
+    uint32_t rng = 777;
+    for (int y = 8; y < h - 8; y += 12)
+        for (int x = 8; x < w - 8; x += 12)
+            random_blob(m, w, x, y, 10 + (int)(lcg(&rng) % 4), &rng);
+    double gt[6];
+    utm_gt(gt, 500000);
+    char *mask = path_in(dir, "blobs.tif"), *out = path_in(dir, "blobs.gpkg");
+    write_mask(mask, w, h, m, 32643, gt, 0, 0);
+    gseg_vectorize_stats st0, st;
+    ck_gseg(gseg_vectorize(mask, out, NULL, NULL, NULL, &st0));
+    ck_assert(st0.polygons > 20 && st0.dropped > 20);
+    const double tol[] = {30, 60, 150};
+    for (size_t t = 0; t < sizeof tol / sizeof tol[0]; t++) {
+        gseg_vectorize_params p = gseg_vectorize_params_default();
+        p.simplify_m = tol[t];
+        ck_gseg(gseg_vectorize(mask, out, &p, NULL, NULL, &st));
+        ck_assert_msg(st.polygons == st0.polygons && st.dropped == st0.dropped,
+                      "--simplify %g: %lld written, %lld dropped; unsimplified %lld, %lld", tol[t],
+                      st.polygons, st.dropped, st0.polygons, st0.dropped);
+        feat f[256];
+        ck_assert_int_eq(read_features(out, f, 256, NULL, NULL), st0.polygons);
+        for (int i = 0; i < st0.polygons; i++) ck_assert(f[i].valid);
+    }
+    free(m);
+    free(mask);
+    free(out);
     free(dir);
 }
 END_TEST
@@ -1004,6 +1298,8 @@ static Suite *vectorize_suite(void)
     tcase_add_test(t, test_no_crs);
     tcase_add_test(t, test_simplify_utm);
     tcase_add_test(t, test_simplify_geographic);
+    tcase_add_test(t, test_simplify_topology);
+    tcase_add_test(t, test_simplify_mmu);
     tcase_add_test(t, test_classes);
     tcase_add_test(t, test_empty_mask);
     tcase_add_test(t, test_t_srs);

@@ -147,6 +147,11 @@ gseg_precision gseg__model_precision_used(const gseg_model *m);
 
 
 
+/* Outlines (src/vectorize/coverage.c): edges go to GEOS's simplifier in
+ * batches of about this many vertices, to bound its memory; tests lower it
+ * so that batches meet. */
+extern size_t gseg__simplify_batch;
+
 /* Scenes (src/read). Copies the scene's georeferencing (CRS + geotransform,
  * or GCPs + their CRS, and RPC metadata) onto a GDAL dataset being written.
  * `ds` is a GDALDatasetH. */

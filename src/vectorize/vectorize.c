@@ -5,10 +5,18 @@
  * mask band is a VRT of the class band whose LUT maps class values 1..254 to
  * 1 and background (0), 255 and nodata to 0, so only class pixels become
  * polygons and no full-raster buffer is ever allocated. A second pass
- * simplifies each polygon, measures it on the ellipsoid (PROJ's geodesic.h:
- * GDAL 3.6 has no geodesic area), applies the minimum mapping unit,
- * optionally reprojects it and writes it to the output, which appears under
- * its final name only when complete.
+ * measures each polygon on the ellipsoid (PROJ's geodesic.h: GDAL 3.6 has
+ * no geodesic area), applies the minimum mapping unit, optionally
+ * reprojects it and writes it to the output, which appears under its final
+ * name only when complete.
+ *
+ * With a simplification tolerance, the polygons that pass the minimum
+ * mapping unit (decided on the pixel outline, so the tolerance changes
+ * shapes only, never which polygons are written) are simplified all
+ * together by coverage.c, which keeps the topology of the layer: no two
+ * outlines overlap, every polygon stays valid with its holes inside, an
+ * edge two polygons share stays shared, and no polygon disappears. Their
+ * areas and perimeters are those of the simplified outlines.
  *
  * GeoPackage output also carries its default QGIS style in the table
  * layer_styles (QGIS's own schema, as QGIS's "Save as default" writes it):
@@ -16,6 +24,7 @@
  * transparent fills, solid outlines, no labels. QGIS applies it when the
  * layer is added.
  */
+#include "coverage.h"
 #include "internal.h"
 #include "json.h"
 
@@ -65,6 +74,10 @@ typedef struct vec_ctx {
     void *user;
     double lo, hi; /* share of the overall progress of the current phase */
     int cancelled;
+    int last_permille;
+
+    long long written, dropped; /* features written, polygons below the MMU */
+    double area_sum;            /* km² written */
 
     GDALDriverH out_drv;
     GDALDatasetH mask_ds, vrt_ds, mem_ds, out_ds;
@@ -577,22 +590,29 @@ static gseg_status polygon_measure(vec_ctx *c, OGRGeometryH g, double *area_km2,
     return GSEG_OK;
 }
 
-/* simplify_m in CRS units. Without a CRS the units are unknown and taken
- * as metres (the usual case: a UTM mask that lost its CRS). */
-static double simplify_tolerance(const vec_ctx *c, OGRGeometryH g)
+/* Metres per radian along the longer of a degree of latitude and of
+ * longitude at latitude lat (radians). */
+static double metres_per_radian(const vec_ctx *c, double lat)
 {
-    if (!c->geographic || !c->geog) return c->p->simplify_m / c->m_per_unit;
-    /* Geographic CRS: degrees are not metres. Convert at the polygon's
-     * latitude, using the longer of a degree of latitude and of longitude so
-     * the simplified outline never moves more than simplify_m metres. */
-    OGREnvelope e;
-    OGR_G_GetEnvelope(g, &e);
-    double lat = 0.5 * (e.MinY + e.MaxY) * c->rad_per_unit;
     double s = sin(lat), f = c->geod.f, e2 = f * (2 - f);
     double w = sqrt(1 - e2 * s * s);
-    double n_rad = c->geod.a / w;                          /* prime vertical radius */
-    double m_rad = c->geod.a * (1 - e2) / (w * w * w);     /* meridional radius */
-    double r = fmax(m_rad, n_rad * cos(lat));              /* metres per radian */
+    double n_rad = c->geod.a / w;                      /* prime vertical radius */
+    double m_rad = c->geod.a * (1 - e2) / (w * w * w); /* meridional radius */
+    return fmax(m_rad, n_rad * cos(lat));
+}
+
+/* simplify_m in CRS units for outlines within envelope e. Without a CRS
+ * the units are unknown and taken as metres (the usual case: a UTM mask
+ * that lost its CRS). */
+static double simplify_tolerance(const vec_ctx *c, const OGREnvelope *e)
+{
+    if (!c->geographic || !c->geog) return c->p->simplify_m / c->m_per_unit;
+    /* Geographic CRS: degrees are not metres. Convert with the most metres
+     * per degree over the envelope's latitudes (at its ends, or the
+     * equator if it spans it), so no outline moves more than simplify_m. */
+    double lat0 = e->MinY * c->rad_per_unit, lat1 = e->MaxY * c->rad_per_unit;
+    double r = fmax(metres_per_radian(c, lat0), metres_per_radian(c, lat1));
+    if (lat0 < 0 && lat1 > 0) r = fmax(r, metres_per_radian(c, 0));
     return c->p->simplify_m / r / c->rad_per_unit;
 }
 
@@ -636,94 +656,177 @@ static const char *class_name(const vec_ctx *c, int cls, char *buf, size_t cap)
     return buf;
 }
 
-/* stats->dropped counts every polygon not written: below the minimum
- * mapping unit or emptied by simplification, so polygons + dropped is what
- * GDALPolygonize found. Without areas (no CRS) the MMU is not applied. */
-static gseg_status write_features(vec_ctx *c, gseg_vectorize_stats *stats)
+/* Sets the share of the overall progress of the next phase. */
+static void phase(vec_ctx *c, double lo, double hi)
 {
-    GIntBig total = OGR_L_GetFeatureCount(c->mem_lyr, TRUE);
-    GIntBig done = 0;
-    long long written = 0, dropped = 0;
-    double area_sum = 0;
-    int last_permille = -1;
+    c->lo = lo;
+    c->hi = hi;
+    c->last_permille = -1;
+}
+
+/* Progress after done of total items of the phase. */
+static gseg_status tick(vec_ctx *c, GIntBig done, GIntBig total)
+{
+    int permille = total > 0 ? (int)(1000 * done / total) : 1000;
+    if (permille == c->last_permille) return GSEG_OK;
+    c->last_permille = permille;
+    return scaled_progress(permille / 1000.0, NULL, c) ? GSEG_OK : cancelled(c);
+}
+
+/* The next polygon of the in-memory layer (NULL or empty possible) and
+ * its class; *more = 0 at the end. */
+static OGRGeometryH next_polygon(vec_ctx *c, int *cls, int *more)
+{
+    OGRFeatureH f = OGR_L_GetNextFeature(c->mem_lyr);
+    *more = f != NULL;
+    if (!f) return NULL;
+    *cls = OGR_F_GetFieldAsInteger(f, 0);
+    OGRGeometryH g = OGR_F_StealGeometry(f);
+    OGR_F_Destroy(f);
+    return g;
+}
+
+/* Area and perimeter of g where the CRS allows; with keep, whether g
+ * passes the minimum mapping unit (always without areas: no CRS). */
+static gseg_status measure(vec_ctx *c, OGRGeometryH g, double *area, double *perim, int *keep)
+{
+    *area = *perim = 0;
+    if (keep) *keep = g && !OGR_G_IsEmpty(g);
+    if (!g || !c->has_area || (keep && !*keep)) return GSEG_OK;
+    gseg_status st = polygon_measure(c, g, area, perim);
+    if (keep) *keep = st == GSEG_OK && *area >= c->p->min_area_km2;
+    return st;
+}
+
+/* Writes one outline; takes g. */
+static gseg_status write_feature(vec_ctx *c, int cls, OGRGeometryH g, double area, double perim)
+{
+    if (c->to_out) {
+        CPLErrorReset();
+        if (OGR_G_Transform(g, c->to_out) != OGRERR_NONE) {
+            OGR_G_DestroyGeometry(g);
+            return gseg__gdal_err(GSEG_ERR_FORMAT, "%s: cannot reproject an outline to '%s'",
+                                  c->mask_path, c->p->t_srs);
+        }
+    }
+    char buf[32];
+    OGRFeatureH of = OGR_F_Create(OGR_L_GetLayerDefn(c->out_lyr));
+    OGR_F_SetFieldInteger64(of, c->fld[F_ID], c->written + 1);
+    OGR_F_SetFieldInteger(of, c->fld[F_CLASS], cls);
+    OGR_F_SetFieldString(of, c->fld[F_CLASS_NAME], class_name(c, cls, buf, sizeof buf));
+    if (c->has_area) {
+        OGR_F_SetFieldDouble(of, c->fld[F_AREA], area);
+        OGR_F_SetFieldDouble(of, c->fld[F_PERIM], perim);
+    } else {
+        OGR_F_SetFieldNull(of, c->fld[F_AREA]);
+        OGR_F_SetFieldNull(of, c->fld[F_PERIM]);
+    }
+    if (c->p->source)
+        OGR_F_SetFieldString(of, c->fld[F_SOURCE], c->p->source);
+    else
+        OGR_F_SetFieldNull(of, c->fld[F_SOURCE]);
+    OGR_F_SetGeometryDirectly(of, g);
+    CPLErrorReset();
     gseg_status st = GSEG_OK;
-    OGRFeatureDefnH defn = OGR_L_GetLayerDefn(c->out_lyr);
-    c->lo = POLYGONIZE_SHARE;
-    c->hi = 1.0;
+    if (OGR_L_CreateFeature(c->out_lyr, of) != OGRERR_NONE)
+        st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write a feature", c->out_path);
+    OGR_F_Destroy(of);
+    c->written++;
+    c->seen[cls & 255] = 1;
+    c->area_sum += area;
+    return st;
+}
 
+/* The polygons as GDALPolygonize found them, streamed. c->dropped counts
+ * every polygon not written (below the minimum mapping unit, or empty), so
+ * written + dropped is what GDALPolygonize found. */
+static gseg_status write_features(vec_ctx *c)
+{
+    GIntBig total = OGR_L_GetFeatureCount(c->mem_lyr, TRUE), done = 0;
+    gseg_status st = GSEG_OK;
+    phase(c, POLYGONIZE_SHARE, 1.0);
     OGR_L_ResetReading(c->mem_lyr);
-    OGRFeatureH f;
-    while (st == GSEG_OK && (f = OGR_L_GetNextFeature(c->mem_lyr)) != NULL) {
-        int cls = OGR_F_GetFieldAsInteger(f, 0);
-        OGRGeometryH g = OGR_F_StealGeometry(f);
-        OGR_F_Destroy(f);
-        done++;
-
-        if (g && c->p->simplify_m > 0) {
-            OGRGeometryH s = OGR_G_SimplifyPreserveTopology(g, simplify_tolerance(c, g));
-            /* Keep the original if GEOS fails or changes the type. */
-            if (s && wkbFlatten(OGR_G_GetGeometryType(s)) == wkbPolygon) {
-                OGR_G_DestroyGeometry(g);
-                g = s;
-            } else if (s) {
-                OGR_G_DestroyGeometry(s);
-            }
-        }
-        double area = 0, perim = 0;
-        int keep = g && !OGR_G_IsEmpty(g);
-        if (keep && c->has_area) {
-            st = polygon_measure(c, g, &area, &perim);
-            keep = st == GSEG_OK && area >= c->p->min_area_km2;
-        }
-        if (st == GSEG_OK && !keep) dropped++;
-        if (st == GSEG_OK && keep && c->to_out) {
-            CPLErrorReset();
-            if (OGR_G_Transform(g, c->to_out) != OGRERR_NONE)
-                st = gseg__gdal_err(GSEG_ERR_FORMAT, "%s: cannot reproject an outline to '%s'",
-                                    c->mask_path, c->p->t_srs);
-        }
+    int cls = 0, more = 1;
+    while (st == GSEG_OK && more) {
+        OGRGeometryH g = next_polygon(c, &cls, &more);
+        if (!more) break;
+        double area, perim;
+        int keep;
+        st = measure(c, g, &area, &perim, &keep);
         if (st == GSEG_OK && keep) {
-            char buf[32];
-            OGRFeatureH of = OGR_F_Create(defn);
-            OGR_F_SetFieldInteger64(of, c->fld[F_ID], written + 1);
-            OGR_F_SetFieldInteger(of, c->fld[F_CLASS], cls);
-            OGR_F_SetFieldString(of, c->fld[F_CLASS_NAME], class_name(c, cls, buf, sizeof buf));
-            if (c->has_area) {
-                OGR_F_SetFieldDouble(of, c->fld[F_AREA], area);
-                OGR_F_SetFieldDouble(of, c->fld[F_PERIM], perim);
-            } else {
-                OGR_F_SetFieldNull(of, c->fld[F_AREA]);
-                OGR_F_SetFieldNull(of, c->fld[F_PERIM]);
-            }
-            if (c->p->source)
-                OGR_F_SetFieldString(of, c->fld[F_SOURCE], c->p->source);
-            else
-                OGR_F_SetFieldNull(of, c->fld[F_SOURCE]);
-            OGR_F_SetGeometryDirectly(of, g);
+            st = write_feature(c, cls, g, area, perim);
             g = NULL;
-            CPLErrorReset();
-            if (OGR_L_CreateFeature(c->out_lyr, of) != OGRERR_NONE)
-                st = gseg__gdal_err(GSEG_ERR_IO, "%s: cannot write a feature", c->out_path);
-            OGR_F_Destroy(of);
-            written++;
-            c->seen[cls & 255] = 1;
-            area_sum += area;
+        } else if (st == GSEG_OK) {
+            c->dropped++;
         }
         if (g) OGR_G_DestroyGeometry(g);
+        if (st == GSEG_OK) st = tick(c, ++done, total);
+    }
+    return st;
+}
 
-        int permille = total > 0 ? (int)(1000 * done / total) : 1000;
-        if (st == GSEG_OK && permille != last_permille) {
-            last_permille = permille;
-            if (!scaled_progress(permille / 1000.0, NULL, c)) st = cancelled(c);
+/* Polygons that pass the minimum mapping unit into coverage cov, and the
+ * envelope of their vertices; the in-memory layer is freed after. */
+static gseg_status collect(vec_ctx *c, gseg__cov *cov, OGREnvelope *env)
+{
+    GIntBig total = OGR_L_GetFeatureCount(c->mem_lyr, TRUE), done = 0;
+    gseg_status st = GSEG_OK;
+    phase(c, POLYGONIZE_SHARE, 0.8);
+    OGR_L_ResetReading(c->mem_lyr);
+    int cls = 0, more = 1, first = 1;
+    while (st == GSEG_OK && more) {
+        OGRGeometryH g = next_polygon(c, &cls, &more);
+        if (!more) break;
+        double area, perim;
+        int keep;
+        st = measure(c, g, &area, &perim, &keep);
+        if (st == GSEG_OK && keep) {
+            OGREnvelope e;
+            OGR_G_GetEnvelope(g, &e);
+            if (first) *env = e;
+            env->MinX = fmin(env->MinX, e.MinX);
+            env->MinY = fmin(env->MinY, e.MinY);
+            env->MaxX = fmax(env->MaxX, e.MaxX);
+            env->MaxY = fmax(env->MaxY, e.MaxY);
+            first = 0;
+            st = gseg__cov_add(cov, g, cls);
+        } else if (st == GSEG_OK) {
+            c->dropped++;
         }
+        if (g) OGR_G_DestroyGeometry(g);
+        if (st == GSEG_OK) st = tick(c, ++done, total);
     }
-    if (st == GSEG_OK && !scaled_progress(1.0, NULL, c)) st = cancelled(c);
-    if (stats) {
-        stats->polygons = written;
-        stats->dropped = dropped;
-        /* NaN: areas unknown (no CRS); the tools warn about it. */
-        stats->area_km2 = c->has_area ? area_sum : NAN;
+    GDALClose(c->mem_ds);
+    c->mem_ds = NULL;
+    c->mem_lyr = NULL;
+    return st;
+}
+
+/* The polygons simplified together (coverage.c), then measured and
+ * written in GDALPolygonize's order. */
+static gseg_status write_simplified(vec_ctx *c)
+{
+    double gt[6] = {0, 1, 0, 0, 0, 1}; /* GDALPolygonize's default too */
+    GDALGetGeoTransform(c->mask_ds, gt);
+    gseg__cov *cov;
+    gseg_status st = gseg__cov_new(gt, &cov);
+    if (st != GSEG_OK) return st;
+    OGREnvelope env = {0, 0, 0, 0};
+    st = collect(c, cov, &env);
+    if (st == GSEG_OK) st = gseg__cov_simplify(cov, simplify_tolerance(c, &env));
+    phase(c, 0.85, 1.0);
+    size_t n = gseg__cov_count(cov);
+    for (size_t i = 0; st == GSEG_OK && i < n; i++) {
+        OGRGeometryH g;
+        int cls;
+        double area, perim;
+        st = gseg__cov_polygon(cov, i, &g, &cls);
+        if (st == GSEG_OK) st = measure(c, g, &area, &perim, NULL);
+        if (st == GSEG_OK) st = write_feature(c, cls, g, area, perim);
+        else if (g) OGR_G_DestroyGeometry(g);
+        if (st == GSEG_OK) st = tick(c, (GIntBig)i + 1, (GIntBig)n);
     }
+    gseg__cov_free(cov);
     return st;
 }
 
@@ -777,8 +880,15 @@ gseg_status gseg_vectorize(const char *mask_path, const char *out_path,
     gseg_status st;
     if (!(st = pick_driver(&c)) && !(st = open_mask(&c)) && !(st = setup_crs(&c)) &&
         !(st = create_output(&c)) && !(st = polygonize(&c)) &&
-        !(st = write_features(&c, stats)))
+        !(st = p->simplify_m > 0 ? write_simplified(&c) : write_features(&c)) &&
+        !(st = scaled_progress(1.0, NULL, &c) ? GSEG_OK : cancelled(&c)))
         st = finish_output(&c);
+    if (stats) {
+        stats->polygons = c.written;
+        stats->dropped = c.dropped;
+        /* NaN: areas unknown (no CRS); the tools warn about it. */
+        stats->area_km2 = c.has_area ? c.area_sum : NAN;
+    }
     release(&c, st != GSEG_OK);
     return st;
 }
