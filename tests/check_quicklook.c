@@ -363,6 +363,49 @@ static void check_scene(const char *name, int w, int h, int max_size, int pw, in
     free(dir);
 }
 
+/* A south-up grid (geotransform term 5 > 0) and an east-left one (term 1
+ * < 0) are shown north up and west left: the quicklook of the same pixels
+ * with a north-up geotransform, flipped. */
+START_TEST(test_north_up)
+{
+    gseg_init();
+    char *dir = tu_tmpdir("northup");
+    const double gts[3][6] = {{500000, 30, 0, 4000000, 0, -30},
+                              {500000, 30, 0, 3990000, 0, 30},
+                              {510000, -30, 0, 4000000, 0, -30}};
+    uint8_t *img[3];
+    int w = 0, h = 0;
+    for (int k = 0; k < 3; k++) {
+        char scene[4200], mask[4200], png[4200];
+        snprintf(scene, sizeof scene, "%s/s%d.tif", dir, k);
+        snprintf(mask, sizeof mask, "%s/m%d.tif", dir, k);
+        snprintf(png, sizeof png, "%s/q%d.png", dir, k);
+        make_scene(scene, 90, 70, 6, 0, six_names);
+        make_mask(mask, 90, 70, 0);
+        for (int f = 0; f < 2; f++) {
+            GDALDatasetH ds = GDALOpen(f ? mask : scene, GA_Update);
+            GDALSetGeoTransform(ds, (double *)gts[k]);
+            GDALClose(ds);
+        }
+        const char *in[] = {scene};
+        gseg__quicklook_params p = params(in, 1, mask, 0);
+        ql_ok(&p, png);
+        img[k] = read_png(png, &w, &h);
+    }
+    ck_assert_int_eq(w, 90);
+    ck_assert_int_eq(h, 70);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            ck_assert(!memcmp(img[1] + 4 * ((size_t)y * w + x),
+                              img[0] + 4 * ((size_t)(h - 1 - y) * w + x), 4));
+            ck_assert(!memcmp(img[2] + 4 * ((size_t)y * w + x),
+                              img[0] + 4 * ((size_t)y * w + w - 1 - x), 4));
+        }
+    for (int k = 0; k < 3; k++) free(img[k]);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_downsampled)
 {
     check_scene("down", 300, 200, 120, 120, 80, 0);
@@ -617,6 +660,7 @@ int main(void)
     TCase *tc = tcase_create("quicklook");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_downsampled);
+    tcase_add_test(tc, test_north_up);
     tcase_add_test(tc, test_full_size_default);
     tcase_add_test(tc, test_tall_in_strips);
     tcase_add_test(tc, test_mask_overviews);

@@ -494,6 +494,25 @@ static gseg_status render(ql *q)
     return st;
 }
 
+/* A picture is looked at north up and west left: rows of a south-up grid
+ * (geotransform term 5 > 0) and columns of an east-left one (term 1 < 0)
+ * are flipped. Rotated grids are drawn as stored. */
+static void orient_north_up(ql *q)
+{
+    double gt[6];
+    if (!gseg_scene_geotransform(q->scene, gt) || gt[2] != 0 || gt[4] != 0) return;
+    for (int y = 0; y < q->h; y++)
+        for (int x = 0; x < q->w; x++) {
+            int ty = gt[5] > 0 ? q->h - 1 - y : y, tx = gt[1] < 0 ? q->w - 1 - x : x;
+            size_t a = (size_t)y * q->w + x, b = (size_t)ty * q->w + tx;
+            if (b <= a) continue; /* each pair once */
+            uint8_t t[4];
+            memcpy(t, q->rgba + 4 * a, 4);
+            memcpy(q->rgba + 4 * a, q->rgba + 4 * b, 4);
+            memcpy(q->rgba + 4 * b, t, 4);
+        }
+}
+
 gseg_status gseg__quicklook_write(const gseg__quicklook_params *p, const char *png)
 {
     if (!p) return gseg__err(GSEG_ERR_ARG, "quicklook: NULL parameters");
@@ -503,6 +522,7 @@ gseg_status gseg__quicklook_write(const gseg__quicklook_params *p, const char *p
     q.p = p;
     q.png = png;
     gseg_status st = render(&q);
+    if (st == GSEG_OK) orient_north_up(&q);
     if (st == GSEG_OK) {
         char *tmp = gseg__tmp_path(png);
         st = tmp ? write_png(&q, tmp) : GSEG_ERR_ARG; /* too long, or out of memory */
