@@ -451,6 +451,11 @@ START_TEST(test_output_default)
     check_output(NULL, "_mask.tif", "/vsimem/x.tif", 0, "x_mask.tif");
     check_output(NULL, "_mask.tif", "/vsis3/bucket/scenes/x.tif", 0, "x_mask.tif");
     check_output(NULL, NULL, "in/x.tif", 0, "in/x");
+    /* GDAL subdataset names: the file's folder and stem, with the subdataset */
+    check_output(NULL, "_mask.tif", "NETCDF:\"in/s2.nc\":B03", 0, "in/s2_B03_mask.tif");
+    check_output(NULL, "_mask.tif", "HDF5:\"/d/a.h5\"://grp/refl", 0, "/d/a_grp_refl_mask.tif");
+    check_output(NULL, "_mask.tif", "GTIFF_DIR:2:in/x.tif", 0, "in/x_2_mask.tif");
+    check_output("out/{stem}.tif", "", "NETCDF:\"in/s2.nc\":B03", 0, "out/s2_B03.tif");
 }
 END_TEST
 

@@ -316,8 +316,66 @@ static void parts_free(scene_parts *p)
     CPLFree(p->stem);
 }
 
+/* A GDAL subdataset name — DRIVER:"file":sub (netCDF, HDF5), DRIVER:file:sub,
+ * GTIFF_DIR:N:file — split into the file and the subdataset; 0 if the scene
+ * is not one (an existing file, a VSI path, a bare "C:" drive). */
+static int subdataset_split(const char *scene, char **file, char **sub)
+{
+    size_t k = strspn(scene, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+    VSIStatBufL sb;
+    if (k < 2 || scene[k] != ':' || VSIStatL(scene, &sb) == 0) return 0;
+    const char *rest = scene + k + 1;
+    char **tok = NULL;
+    if (*rest == '"') {
+        const char *close = strchr(rest + 1, '"');
+        if (!close) return 0;
+        *file = CPLStrdup(CPLSPrintf("%.*s", (int)(close - rest - 1), rest + 1));
+        *sub = CPLStrdup(close[1] == ':' ? close + 2 : close + 1);
+    } else {
+        tok = CSLTokenizeString2(rest, ":", CSLT_ALLOWEMPTYTOKENS);
+        int f = -1;
+        for (int i = 0; tok && tok[i] && f < 0; i++)
+            if (VSIStatL(tok[i], &sb) == 0) f = i;
+        for (int i = 0; tok && tok[i] && f < 0; i++)
+            if (strchr(tok[i], '.')) f = i;
+        if (f < 0) {
+            CSLDestroy(tok);
+            return 0;
+        }
+        *file = CPLStrdup(tok[f]);
+        char *joined = CPLStrdup("");
+        for (int i = 0; tok[i]; i++) {
+            if (i == f || !*tok[i]) continue;
+            char *j = CPLStrdup(CPLSPrintf("%s%s%s", joined, *joined ? "_" : "", tok[i]));
+            CPLFree(joined);
+            joined = j;
+        }
+        *sub = joined;
+        CSLDestroy(tok);
+    }
+    /* a name part: "//group/var" -> "group_var" */
+    char *w = *sub;
+    while (*w == '/') memmove(w, w + 1, strlen(w));
+    for (; *w; w++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *w))
+            *w = '_';
+    return 1;
+}
+
 static void parts_split(const char *scene, scene_parts *p)
 {
+    char *file = NULL, *sub = NULL;
+    if (subdataset_split(scene, &file, &sub)) {
+        parts_split(file, p);
+        if (*sub) {
+            char *stem = CPLStrdup(CPLSPrintf("%s_%s", p->stem, sub));
+            CPLFree(p->stem);
+            p->stem = stem;
+        }
+        CPLFree(file);
+        CPLFree(sub);
+        return;
+    }
     const char *name = last_component(scene);
     size_t dlen = name == scene ? 0 : name - scene == 1 ? 1 : (size_t)(name - scene) - 1;
     p->dir = CPLStrdup(scene);
