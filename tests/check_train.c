@@ -282,6 +282,11 @@ START_TEST(test_resume_continues_the_same_run)
     gseg_train_stats s;
     ck_gseg(gseg_train(&p, NULL, NULL, &s));
     ck_assert_int_eq(s.steps, 20);
+    /* one metrics row per epoch, with the same epoch losses as the run
+     * that was not stopped (the stopped epoch's row waits for its end) */
+    ck_assert_int_eq(tu_system("cut -d, -f1,2,4 %s > %s && cut -d, -f1,2,4 %s | cmp -s - %s",
+                               path("a.metrics.csv"), path("a.cols"), path("b.metrics.csv"),
+                               path("a.cols")), 0);
     ck_assert_int_eq(tu_system("ls %s | grep -c 'b.last.*state' | grep -qx 1", dir), 0);
     gseg_model *ma = NULL, *mb = NULL;
     ck_gseg(gseg_model_open(path("a.last.gseg"), NULL, &ma));

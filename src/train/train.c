@@ -511,6 +511,9 @@ typedef struct run_state {
     long steps;
     int best_epoch, stale;
     double best;
+    double seconds;             /* of training so far */
+    double epoch_loss_sum;      /* of a partly done epoch: its steps' losses */
+    int epoch_steps;
     char state_file[1024];
 } run_state;
 
@@ -569,6 +572,12 @@ static gseg_status read_run_state(gseg_model *m, const char *path, const gseg_tr
         rs->best = gseg__json_num(gseg__json_get(t, "best_miou"));
         rs->best_epoch = gseg__json_int(gseg__json_get(t, "best_epoch"), &v) ? (int)v : 0;
         rs->stale = gseg__json_int(gseg__json_get(t, "stale"), &v) ? (int)v : 0;
+        double sec = gseg__json_num(gseg__json_get(t, "seconds"));
+        rs->seconds = isfinite(sec) && sec > 0 ? sec : 0;
+        if (gseg__json_int(gseg__json_get(t, "epoch_steps"), &v) && v > 0) {
+            rs->epoch_steps = (int)v;
+            rs->epoch_loss_sum = gseg__json_num(gseg__json_get(t, "epoch_loss_sum"));
+        }
         snprintf(rs->state_file, sizeof rs->state_file, "%s", CPLFormFilename(CPLGetPath(path), sf, NULL));
     }
     gseg__json_free(doc);
@@ -801,8 +810,10 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
     }
     for (int ep = (int)(step / steps_per_epoch) + 1; ep <= epochs && step < total && st == GSEG_OK;
          ep++) {
-        int nloss = 0;
-        loss_sum = 0;
+        /* an epoch a stopped run left partly done goes on with its loss */
+        int resumed = step == step0 && step % steps_per_epoch != 0 && !isnan(rs.epoch_loss_sum);
+        int nloss = resumed ? rs.epoch_steps : 0;
+        loss_sum = resumed ? rs.epoch_loss_sum : 0;
         for (int k = (int)(step % steps_per_epoch); k < steps_per_epoch && step < total && st == GSEG_OK;
              k++) {
             double lr, beta1, loss = 0;
@@ -872,7 +883,10 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
             st = vst;
             break;
         }
-        double el = now_s() - t0;
+        /* seconds of training, over the runs it took */
+        double el = now_s() - t0, total_s = rs.seconds + el;
+        /* a stop mid-epoch: checkpointed, but its row waits for the epoch's end */
+        int partial = step % steps_per_epoch != 0 && step < total;
         int improved = nval == 0 || (!isnan(miou) && miou > best);
         if (improved) {
             best = isnan(miou) ? best : miou;
@@ -890,12 +904,13 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
                      "\"tile\": %d, \"lr\": %g, \"schedule\": \"%s\", \"precision\": \"%s\", "
                      "\"seed\": %llu, \"train_scenes\": %d, \"val_scenes\": %d, \"val_miou\": %.6f, "
                      "\"val_iou_glacier\": %.6f, \"best_miou\": %.17g, \"best_epoch\": %d, "
-                     "\"stale\": %d, \"state\": \"%s\", \"seconds\": %.1f}}",
+                     "\"stale\": %d, \"state\": \"%s\", \"seconds\": %.1f, "
+                     "\"epoch_steps\": %d, \"epoch_loss_sum\": %.17g}}",
                      gseg_version(), ep, step, p->batch, p->accum, world, p->tile, p->lr,
                      p->schedule == GSEG_SCHEDULE_ONECYCLE ? "onecycle" : "cosine",
                      gseg_precision_str(gseg__net_train_precision(net)), p->seed, ntrain, nval,
                      isnan(miou) ? -1.0 : miou, isnan(giou) ? -1.0 : giou, best, best_epoch, stale,
-                     state_name, el);
+                     state_name, total_s, partial ? nloss : 0, partial ? loss_sum : 0.0);
             gseg_status cst = ckpt_start(&ck, m, net, prov, improved ? p->output : NULL,
                                          last_path, state_name);
             if (cst != GSEG_OK) {
@@ -904,17 +919,22 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
             }
         }
         double rate = (double)(step - step0) * per_step / el;
-        if (!mf) {
-            /* not rank 0 */
-        } else if (jsonl)
-            fprintf(mf, "{\"epoch\": %d, \"step\": %ld, \"lr\": %.3e, \"train_loss\": %.6f, \"val_miou\": %.6f, "
-                        "\"val_iou_glacier\": %.6f, \"seconds\": %.2f, \"samples_per_s\": %.3f}\n",
-                    ep, step, cur_lr, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
-        else
+        double tl = nloss ? loss_sum / nloss : NAN;
+        if (!mf || partial) {
+            /* not rank 0, or the epoch is not done */
+        } else if (jsonl) {
+            char v[3][32]; /* JSON has no NaN: null */
+            const double x[3] = {tl, miou, giou};
+            for (int i = 0; i < 3; i++)
+                snprintf(v[i], sizeof v[i], isfinite(x[i]) ? "%.6f" : "null", x[i]);
+            fprintf(mf, "{\"epoch\": %d, \"step\": %ld, \"lr\": %.3e, \"train_loss\": %s, \"val_miou\": %s, "
+                        "\"val_iou_glacier\": %s, \"seconds\": %.2f, \"samples_per_s\": %.3f}\n",
+                    ep, step, cur_lr, v[0], v[1], v[2], total_s, rate);
+        } else
             fprintf(mf, "%d,%ld,%.3e,%.6f,%.6f,%.6f,%.2f,%.3f\n", ep, step,
-                    cur_lr, nloss ? loss_sum / nloss : NAN, miou, giou, el, rate);
+                    cur_lr, tl, miou, giou, total_s, rate);
         if (mf) fflush(mf);
-        if (progress) {
+        if (progress && !partial) {
             char msg[200];
             snprintf(msg, sizeof msg, "epoch %d/%d: train loss %.4f, val mIoU %.4f, glacier IoU %.4f%s",
                      ep, epochs, nloss ? loss_sum / nloss : NAN, miou, giou, improved ? " (best)" : "");
