@@ -25,7 +25,7 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const kRasterExt[] = {"tif", "tiff", "jp2", "img", "vrt", "nc", NULL};
+static const char *const kRasterExt[] = {"tif", "tiff", "jp2", "img", "vrt", "nc", "png", NULL};
 
 static int is_raster(const char *name)
 {
@@ -97,7 +97,7 @@ static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir,
     char **imgs = list_rasters(idir);
     gseg_status st = GSEG_OK;
     if (!imgs)
-        st = gseg__err(GSEG_ERR_IO, "%s: no raster files (.tif, .jp2, .img, .vrt)", idir);
+        st = gseg__err(GSEG_ERR_IO, "%s: no raster files (.tif, .tiff, .jp2, .img, .vrt, .nc, .png)", idir);
     for (int i = 0; imgs && imgs[i] && st == GSEG_OK; i++) {
         /* one scene per stem: masks are found by it (a.tif beside a.vrt
          * would be the same scene twice, on one mask) */
@@ -112,7 +112,9 @@ static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir,
         if (st != GSEG_OK) break;
         char *mask = find_mask(mdir, imgs[i]);
         if (!mask && need_masks) {
-            st = gseg__err(GSEG_ERR_IO, "%s: no mask %s/%s.* (masks are matched by file stem)",
+            st = gseg__err(GSEG_ERR_IO,
+                           "%s: no mask %s/%s.{tif,tiff,jp2,img,vrt,nc,png} (masks are matched "
+                           "by file stem)",
                            imgs[i], mdir, CPLGetBasename(imgs[i]));
             break;
         }
