@@ -654,6 +654,15 @@ gseg_status gseg_train(const gseg_train_params *p, gseg_progress_fn progress, vo
         train_idx[ntrain++] = i;
     }
     if (st == GSEG_OK && ntrain == 0) st = gseg__err(GSEG_ERR_ARG, "%s: no training scenes", p->data);
+    int wmax = 0, hmax = 0;
+    for (int i = 0; st == GSEG_OK && i < d.n; i++)
+        wmax = d.scenes[i].width > wmax ? d.scenes[i].width : wmax,
+        hmax = d.scenes[i].height > hmax ? d.scenes[i].height : hmax;
+    if (st == GSEG_OK && rank == 0 && p->tile > wmax && p->tile > hmax)
+        CPLError(CE_Warning, CPLE_AppDefined,
+                 "--tile %d is larger than every scene (at most %dx%d): windows are partly "
+                 "padding; a smaller --tile trains faster on the same pixels",
+                 p->tile, wmax, hmax);
     if (st == GSEG_OK && nval == 0 && p->val_fraction > 0 && rank == 0)
         CPLError(CE_Warning, CPLE_AppDefined,
                  "%s: no validation scenes (one scene and no val/ folder): the model written "
