@@ -89,7 +89,6 @@ static int path_kind(const char *path)
     return VSI_ISDIR(st.st_mode) ? 1 : 0;
 }
 
-/* 1 if some raster driver of GDAL recognises path (quietly). */
 /* Extensions of satellite scene files: a file named so that GDAL does not
  * recognise (a broken download, an empty file) is still listed, so that
  * it fails with its message instead of vanishing from the run. */
@@ -117,6 +116,7 @@ static int gseg_output(const char *path)
     return yes;
 }
 
+/* 1 if some raster driver of GDAL recognises path (quietly). */
 static int gdal_identifies(const char *path)
 {
     CPLPushErrorHandler(CPLQuietErrorHandler);
