@@ -308,25 +308,14 @@ static gseg_status write_qml(const gseg_writer *w)
 static const char *lossy_setting(const char *format, const char *const *co)
 {
     const char *comp = CSLFetchNameValue((char **)co, "COMPRESS");
-    const char *yes[] = {"YES", "TRUE", "ON", "1", NULL};
-    int lossless = 0, reversible = 0;
-    for (int i = 0; yes[i]; i++) {
-        const char *v = CSLFetchNameValue((char **)co, "LOSSLESS");
-        lossless |= v && EQUAL(v, yes[i]);
-        v = CSLFetchNameValue((char **)co, "WEBP_LOSSLESS");
-        lossless |= v && EQUAL(v, yes[i]);
-        v = CSLFetchNameValue((char **)co, "JXL_LOSSLESS");
-        lossless |= v && EQUAL(v, yes[i]);
-        v = CSLFetchNameValue((char **)co, "REVERSIBLE");
-        reversible |= v && EQUAL(v, yes[i]);
-    }
+    int lossless = CPLFetchBool((CSLConstList)co, "LOSSLESS", FALSE) || CPLFetchBool((CSLConstList)co, "WEBP_LOSSLESS", FALSE);
     if (EQUAL(format, "JPEG")) return "-of JPEG";
     if (EQUAL(format, "WEBP") && !lossless) return "-of WEBP (without -co LOSSLESS=YES)";
-    if (EQUAL(format, "JP2OpenJPEG") && !reversible)
+    if (EQUAL(format, "JP2OpenJPEG") && !CPLFetchBool((CSLConstList)co, "REVERSIBLE", FALSE))
         return "-of JP2OpenJPEG (without -co REVERSIBLE=YES)";
     if (comp && EQUAL(comp, "JPEG")) return "-co COMPRESS=JPEG";
     if (comp && EQUAL(comp, "WEBP") && !lossless) return "-co COMPRESS=WEBP";
-    if (comp && EQUAL(comp, "JXL") && CSLFetchNameValue((char **)co, "JXL_LOSSLESS") && !lossless)
+    if (comp && EQUAL(comp, "JXL") && !CPLFetchBool((CSLConstList)co, "JXL_LOSSLESS", TRUE))
         return "-co COMPRESS=JXL with JXL_LOSSLESS=NO";
     return NULL;
 }
