@@ -102,18 +102,20 @@ static int scene_ext(const char *name)
     return 0;
 }
 
-/* A mask, probability raster or quicklook written by gseg-predict (its
- * GSEG_VERSION metadata): outputs of an earlier run in the scenes' folder,
- * under whatever names, are not scenes. */
-static int gseg_output(const char *path)
+/* Whether a file of a folder (or a pattern's match) is a scene: a raster
+ * GDAL opens, unless gseg-predict wrote it (its GSEG_VERSION metadata: a
+ * mask, probabilities or quicklook of an earlier run, under whatever
+ * name); or a file GDAL cannot open but that a pattern named or that is
+ * named as a scene, so that it fails by name. One open per file. */
+static int lists_as_scene(const char *path, const char *name, int pattern)
 {
     CPLPushErrorHandler(CPLQuietErrorHandler);
     GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
-    int yes = ds && GDALGetMetadataItem(ds, "GSEG_VERSION", NULL) != NULL;
+    int ours = ds && GDALGetMetadataItem(ds, "GSEG_VERSION", NULL) != NULL;
     if (ds) GDALClose(ds);
     CPLPopErrorHandler();
     CPLErrorReset();
-    return yes;
+    return ds ? !ours : pattern || scene_ext(name);
 }
 
 /* 1 if some raster driver of GDAL recognises path (quietly). */
@@ -172,8 +174,7 @@ static gseg_status add_folder(scene_list *l, const char *dir, const char *prefix
                     : name[0] == '.' || is_sidecar(name))
             continue;
         char *path = CPLStrdup(CPLSPrintf("%s%s", prefix, name));
-        if (path_kind(path) == 0 && (pattern || scene_ext(name) || gdal_identifies(path)) &&
-            !gseg_output(path)) {
+        if (path_kind(path) == 0 && lists_as_scene(path, name, pattern != NULL)) {
             nkeep++;
             st = list_add(l, path);
         }
