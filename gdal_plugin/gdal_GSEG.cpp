@@ -55,6 +55,7 @@ namespace {
 struct Api {
     gseg_predict_params (*params_default)();
     gseg_status (*precision_parse)(const char *, gseg_precision *);
+    gseg_status (*device_check)(const char *);
     gseg_status (*open)(const gseg_predict_params *, int, gseg_predictor **);
     void (*free_)(gseg_predictor *);
     const gseg_predictor_info *(*info)(const gseg_predictor *);
@@ -103,6 +104,7 @@ void load_api()
     }
     g_api_ok = bind(lib, "gseg_predict_params_default", g_api.params_default) &&
                bind(lib, "gseg_precision_parse", g_api.precision_parse) &&
+               bind(lib, "gseg_device_check", g_api.device_check) &&
                bind(lib, "gseg_predictor_open", g_api.open) &&
                bind(lib, "gseg_predictor_free", g_api.free_) &&
                bind(lib, "gseg_predictor_get_info", g_api.info) &&
@@ -533,11 +535,9 @@ GDALDataset *GSEGDataset::Open(GDALOpenInfo *oi)
             return nullptr;
         }
     std::string device = spec.get("device") ? spec.get("device") : "cpu";
-    bool cuda_n = STARTS_WITH(device.c_str(), "cuda:") && device.size() > 5 &&
-                  device.find_first_not_of("0123456789", 5) == std::string::npos;
-    if (device != "cpu" && device != "cuda" && !cuda_n) {
-        CPLError(CE_Failure, CPLE_IllegalArg, "GSEG: device=%s: expected cpu, cuda or cuda:N",
-                 device.c_str());
+    if (g_api.device_check(device.c_str()) != GSEG_OK) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "GSEG: device=%s: %s", device.c_str(),
+                 g_api.last_error());
         return nullptr;
     }
     p.model_options.device = device.c_str();

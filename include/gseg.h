@@ -203,6 +203,10 @@ typedef enum gseg_precision {
 GSEG_API const char *gseg_precision_str(gseg_precision p);
 /* Parses one of the names above (case-insensitive). */
 GSEG_API gseg_status gseg_precision_parse(const char *s, gseg_precision *out);
+/* Checks a device name: "cpu", "cuda" or "cuda:N" (GSEG_ERR_ARG with a
+ * message otherwise). Whether that device exists is known only when a
+ * network is prepared on it. */
+GSEG_API gseg_status gseg_device_check(const char *device);
 
 /* How a network model runs (ignored by the NDSI baseline). */
 typedef struct gseg_model_options {

@@ -46,6 +46,9 @@ const char *gseg__space_hint(const char *path);
  * co, and, for a class mask (mask 1), without loss: GSEG_ERR_ARG with a
  * one-line message otherwise (MEM, VRT, JPEG, COMPRESS=JPEG, ...). */
 gseg_status gseg__writer_check(const char *format, const char *const *co, int mask);
+/* Whether `name` is a resampling gseg_scene_params.resampling takes
+ * (nearest, bilinear, ...): GSEG_ERR_ARG with a message otherwise. */
+gseg_status gseg__resampling_check(const char *name);
 /* Writes n bytes to path through a temporary file and gseg__commit. */
 gseg_status gseg__write_file_atomic(const char *path, const void *data, size_t n);
 /* Creates the folder of output `path` and its parents where missing, as

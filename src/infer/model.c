@@ -43,6 +43,14 @@ gseg_status gseg_precision_parse(const char *s, gseg_precision *out)
                      s ? s : "");
 }
 
+gseg_status gseg_device_check(const char *d)
+{
+    if (d && (strcmp(d, "cpu") == 0 || strcmp(d, "cuda") == 0 ||
+              (strncmp(d, "cuda:", 5) == 0 && d[5] && strspn(d + 5, "0123456789") == strlen(d + 5))))
+        return GSEG_OK;
+    return gseg__err(GSEG_ERR_ARG, "--device '%s': expected cpu, cuda or cuda:N", d ? d : "");
+}
+
 gseg_model_options gseg_model_options_default(void)
 {
     gseg_model_options o;

@@ -709,6 +709,8 @@ gseg_status gseg__net_prepare(gseg__net *net, const char *device, gseg_precision
 try {
     check_not_released(net);
     std::string dev = device && *device ? device : "cpu";
+    gseg_status cst = gseg_device_check(dev.c_str());
+    if (cst != GSEG_OK) return cst;
     torch::Device d(torch::kCPU);
     if (dev == "cpu") {
         d = torch::Device(torch::kCPU);
@@ -737,8 +739,6 @@ try {
                              dev.c_str(), (long long)count);
         at::globalContext().setBenchmarkCuDNN(true);
 #endif
-    } else {
-        return gseg__err(GSEG_ERR_ARG, "--device '%s': expected cpu, cuda or cuda:N", dev.c_str());
     }
 
     if (precision == GSEG_PRECISION_AUTO)

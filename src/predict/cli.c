@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 struct gseg_predict_cli {
     gseg_predict_params p;
@@ -299,18 +298,10 @@ static gseg_status check_values(const gseg_predict_cli *c)
     const char *of = c->p.format && *c->p.format ? c->p.format : "COG";
     gseg_status st = gseg__writer_check(of, (const char *const *)c->co, 1);
     if (st != GSEG_OK) return st;
-    const char *dev = c->p.model_options.device;
-    if (dev && strcmp(dev, "cpu") && strcmp(dev, "cuda") &&
-        !(strncmp(dev, "cuda:", 5) == 0 && dev[5] && strspn(dev + 5, "0123456789") == strlen(dev + 5)))
-        return gseg__err(GSEG_ERR_ARG, "--device '%s': expected cpu, cuda or cuda:N", dev);
-    static const char *const algs[] = {"nearest", "bilinear", "cubic", "cubicspline",
-                                       "lanczos", "average", "mode", NULL};
-    int ok = !c->p.resampling || !*c->p.resampling;
-    for (int i = 0; !ok && algs[i]; i++) ok = strcasecmp(c->p.resampling, algs[i]) == 0;
-    if (!ok)
-        return gseg__err(GSEG_ERR_ARG, "--resampling '%s': expected nearest, bilinear, cubic, "
-                                       "cubicspline, lanczos, average or mode",
-                         c->p.resampling);
+    if (c->p.model_options.device && (st = gseg_device_check(c->p.model_options.device)))
+        return st;
+    if (c->p.resampling && *c->p.resampling && (st = gseg__resampling_check(c->p.resampling)))
+        return st;
     if (c->p.t_srs && *c->p.t_srs) {
         OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
         CPLPushErrorHandler(CPLQuietErrorHandler);

@@ -200,6 +200,36 @@ static int name_matches(const char *name, const char *sel)
     return 0;
 }
 
+/* Resampling of coarser stacked bands, by the names GDAL's tools use. */
+static const struct {
+    const char *name;
+    GDALRIOResampleAlg alg;
+} kResampling[] = {
+    {"nearest", GRIORA_NearestNeighbour}, {"bilinear", GRIORA_Bilinear},
+    {"cubic", GRIORA_Cubic},              {"cubicspline", GRIORA_CubicSpline},
+    {"lanczos", GRIORA_Lanczos},          {"average", GRIORA_Average},
+    {"mode", GRIORA_Mode},
+};
+
+static gseg_status resampling_alg(const char *name, GDALRIOResampleAlg *alg)
+{
+    for (size_t i = 0; i < sizeof kResampling / sizeof *kResampling; i++)
+        if (strcasecmp(name, kResampling[i].name) == 0) {
+            *alg = kResampling[i].alg;
+            return GSEG_OK;
+        }
+    return gseg__err(GSEG_ERR_ARG,
+                     "--resampling '%s': expected nearest, bilinear, cubic, cubicspline, "
+                     "lanczos, average or mode",
+                     name);
+}
+
+gseg_status gseg__resampling_check(const char *name)
+{
+    GDALRIOResampleAlg alg;
+    return resampling_alg(name, &alg);
+}
+
 /* The dataset's alpha band (colour interpretation Alpha), if any and not
  * `band` itself. */
 static GDALRasterBandH alpha_band(GDALDatasetH ds, GDALRasterBandH band)
@@ -473,20 +503,8 @@ gseg_status gseg_scene_open(const char *const *paths, int npaths, const gseg_sce
         st = open_file(&s->files[i], paths[i]);
     }
     s->resample = GRIORA_NearestNeighbour;
-    if (st == GSEG_OK && p->resampling && *p->resampling) {
-        static const struct { const char *name; GDALRIOResampleAlg alg; } algs[] = {
-            {"nearest", GRIORA_NearestNeighbour}, {"bilinear", GRIORA_Bilinear},
-            {"cubic", GRIORA_Cubic}, {"cubicspline", GRIORA_CubicSpline},
-            {"lanczos", GRIORA_Lanczos}, {"average", GRIORA_Average}, {"mode", GRIORA_Mode},
-        };
-        int found = 0;
-        for (size_t i = 0; i < sizeof algs / sizeof *algs; i++)
-            if (strcasecmp(p->resampling, algs[i].name) == 0) {
-                s->resample = algs[i].alg;
-                found = 1;
-            }
-        if (!found) st = gseg__err(GSEG_ERR_ARG, "unknown resampling '%s'", p->resampling);
-    }
+    if (st == GSEG_OK && p->resampling && *p->resampling)
+        st = resampling_alg(p->resampling, &s->resample);
     if (st == GSEG_OK) {
         if (npaths == 1) {
             src_file *f = &s->files[0];
