@@ -737,14 +737,18 @@ static gseg_status write_feature(vec_ctx *c, int cls, OGRGeometryH g, double are
     return st;
 }
 
-/* The polygons as GDALPolygonize found them, streamed. c->dropped counts
- * every polygon not written (below the minimum mapping unit, or empty), so
- * written + dropped is what GDALPolygonize found. */
-static gseg_status write_features(vec_ctx *c)
+/* Each polygon GDALPolygonize found that passes the minimum mapping unit
+ * goes to take (which owns it), with its class, area and perimeter;
+ * c->dropped counts the others (below the unit, or empty), so taken +
+ * dropped is what GDALPolygonize found. Progress up to `share`. */
+typedef gseg_status (*take_fn)(vec_ctx *c, int cls, OGRGeometryH g, double area, double perim,
+                               void *user);
+
+static gseg_status each_polygon(vec_ctx *c, double share, take_fn take, void *user)
 {
     GIntBig total = OGR_L_GetFeatureCount(c->mem_lyr, TRUE), done = 0;
     gseg_status st = GSEG_OK;
-    phase(c, POLYGONIZE_SHARE, 1.0);
+    phase(c, POLYGONIZE_SHARE, share);
     OGR_L_ResetReading(c->mem_lyr);
     int cls = 0, more = 1;
     while (st == GSEG_OK && more) {
@@ -754,7 +758,7 @@ static gseg_status write_features(vec_ctx *c)
         int keep;
         st = measure(c, g, &area, &perim, &keep);
         if (st == GSEG_OK && keep) {
-            st = write_feature(c, cls, g, area, perim);
+            st = take(c, cls, g, area, perim, user);
             g = NULL;
         } else if (st == GSEG_OK) {
             c->dropped++;
@@ -765,37 +769,48 @@ static gseg_status write_features(vec_ctx *c)
     return st;
 }
 
+static gseg_status take_write(vec_ctx *c, int cls, OGRGeometryH g, double area, double perim,
+                              void *user)
+{
+    (void)user;
+    return write_feature(c, cls, g, area, perim);
+}
+
+/* The polygons as GDALPolygonize found them, streamed. */
+static gseg_status write_features(vec_ctx *c) { return each_polygon(c, 1.0, take_write, NULL); }
+
+/* Into the coverage, and the envelope of their vertices. */
+typedef struct collecting {
+    gseg__cov *cov;
+    OGREnvelope env;
+    int any;
+} collecting;
+
+static gseg_status take_collect(vec_ctx *c, int cls, OGRGeometryH g, double area,
+                                double perim, void *user)
+{
+    (void)c, (void)area, (void)perim;
+    collecting *k = user;
+    OGREnvelope e;
+    OGR_G_GetEnvelope(g, &e);
+    if (!k->any) k->env = e;
+    k->env.MinX = fmin(k->env.MinX, e.MinX);
+    k->env.MinY = fmin(k->env.MinY, e.MinY);
+    k->env.MaxX = fmax(k->env.MaxX, e.MaxX);
+    k->env.MaxY = fmax(k->env.MaxY, e.MaxY);
+    k->any = 1;
+    gseg_status st = gseg__cov_add(k->cov, g, cls);
+    OGR_G_DestroyGeometry(g);
+    return st;
+}
+
 /* Polygons that pass the minimum mapping unit into coverage cov, and the
  * envelope of their vertices; the in-memory layer is freed after. */
 static gseg_status collect(vec_ctx *c, gseg__cov *cov, OGREnvelope *env)
 {
-    GIntBig total = OGR_L_GetFeatureCount(c->mem_lyr, TRUE), done = 0;
-    gseg_status st = GSEG_OK;
-    phase(c, POLYGONIZE_SHARE, 0.8);
-    OGR_L_ResetReading(c->mem_lyr);
-    int cls = 0, more = 1, first = 1;
-    while (st == GSEG_OK && more) {
-        OGRGeometryH g = next_polygon(c, &cls, &more);
-        if (!more) break;
-        double area, perim;
-        int keep;
-        st = measure(c, g, &area, &perim, &keep);
-        if (st == GSEG_OK && keep) {
-            OGREnvelope e;
-            OGR_G_GetEnvelope(g, &e);
-            if (first) *env = e;
-            env->MinX = fmin(env->MinX, e.MinX);
-            env->MinY = fmin(env->MinY, e.MinY);
-            env->MaxX = fmax(env->MaxX, e.MaxX);
-            env->MaxY = fmax(env->MaxY, e.MaxY);
-            first = 0;
-            st = gseg__cov_add(cov, g, cls);
-        } else if (st == GSEG_OK) {
-            c->dropped++;
-        }
-        if (g) OGR_G_DestroyGeometry(g);
-        if (st == GSEG_OK) st = tick(c, ++done, total);
-    }
+    collecting k = {cov, {0, 0, 0, 0}, 0};
+    gseg_status st = each_polygon(c, 0.8, take_collect, &k);
+    *env = k.env;
     GDALClose(c->mem_ds);
     c->mem_ds = NULL;
     c->mem_lyr = NULL;
