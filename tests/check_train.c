@@ -167,6 +167,71 @@ static gseg_train_params small_run(const char *root, const char *out)
     return p;
 }
 
+/* Warnings, each naming what it is about. */
+typedef struct warnings {
+    char text[4096];
+} warnings;
+
+static void CPL_STDCALL keep_warnings(CPLErr cls, CPLErrorNum no, const char *msg)
+{
+    (void)no;
+    warnings *w = CPLGetErrorHandlerUserData();
+    if (cls == CE_Warning && strlen(w->text) + strlen(msg) + 2 < sizeof w->text) {
+        strcat(w->text, msg);
+        strcat(w->text, "\n");
+    }
+}
+
+/* PNG masks are found; a mask whose nodata is a class value, a training
+ * without validation scenes and a tile larger than every scene are warned
+ * about. */
+START_TEST(test_png_masks_and_warnings)
+{
+    char root[1024];
+    snprintf(root, sizeof root, "%s/pngmask", dir);
+    make_dataset(root, 1, 0, 64);
+    ck_assert_int_eq(tu_system("cd %s/train/masks && gdal_translate -q -of PNG scene_0.tif "
+                               "scene_0.png && rm scene_0.tif", root), 0);
+    gseg__tdata d;
+    ck_gseg(gseg__tdata_discover(&d, root, 1));
+    ck_assert_int_eq(d.n, 1);
+    ck_assert_msg(strstr(d.scenes[0].mask, "scene_0.png"), "%s", d.scenes[0].mask);
+    gseg__tdata_free(&d);
+    /* nodata 0 on the mask: background is then not labelled */
+    ck_assert_int_eq(tu_system("cd %s/train/masks && gdal_translate -q -a_nodata 0 -of PNG "
+                               "scene_0.png nd.png && mv nd.png scene_0.png", root), 0);
+    warnings w = {""};
+    ck_gseg(gseg__tdata_discover(&d, root, 1));
+    int nb = 0;
+    char **names = NULL;
+    CPLPushErrorHandlerEx(keep_warnings, &w);
+    ck_gseg(gseg__tdata_prepare(&d, NULL, 2, &nb, &names));
+    CPLPopErrorHandler();
+    ck_assert_msg(strstr(w.text, "scene_0.png") && strstr(w.text, "nodata value 0"), "%s", w.text);
+    for (int i = 0; names && names[i]; i++) free(names[i]);
+    free(names);
+    gseg__tdata_free(&d);
+    ck_assert_int_eq(tu_system("cd %s/train/masks && gdal_translate -q -a_nodata 255 -of PNG "
+                               "scene_0.png nd.png && mv nd.png scene_0.png", root), 0);
+    gseg_train_params p = small_run(root, path("pngmask.gseg"));
+    p.tile = 128;
+    p.steps = 1;
+    p.steps_per_epoch = 1;
+    p.metrics = path("pngmask.jsonl");
+    w.text[0] = '\0';
+    CPLPushErrorHandlerEx(keep_warnings, &w);
+    ck_gseg(gseg_train(&p, NULL, NULL, NULL));
+    CPLPopErrorHandler();
+    ck_assert_msg(strstr(w.text, "--tile 128 is larger than every scene"), "%s", w.text);
+    ck_assert_msg(strstr(w.text, "no validation scenes"), "%s", w.text);
+    /* JSON lines stay JSON without a validation score (null, not nan) */
+    ck_assert_int_eq(tu_system("/usr/bin/python3 -c \"import json, sys; "
+                               "r = [json.loads(l) for l in open(sys.argv[1])]; "
+                               "assert len(r) == 1 and r[0]['val_miou'] is None, r\" %s",
+                               path("pngmask.jsonl")), 0);
+}
+END_TEST
+
 START_TEST(test_training_learns_and_is_reproducible)
 {
     char root[1024], out1[1024], out2[1024];
@@ -511,6 +576,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, test_discovery_layouts_and_archives);
     tcase_add_test(tc, test_bad_masks_refused);
     tcase_add_test(tc, test_training_learns_and_is_reproducible);
+    tcase_add_test(tc, test_png_masks_and_warnings);
     tcase_add_test(tc, test_evaluate_matches_sklearn);
     tcase_add_test(tc, test_resume_continues_the_same_run);
     tcase_add_test(tc, test_schedules_match_pytorch);
