@@ -33,6 +33,8 @@ typedef struct src_file {
     /* Target pixel (x, y) maps to source pixel (x * sx + ox, y * sy + oy). */
     double sx, sy, ox, oy;
     int same_grid; /* sx == sy == 1 and integral offsets */
+    int alpha_known;       /* alpha below has been looked up */
+    GDALRasterBandH alpha; /* the band marked Alpha, if any */
 } src_file;
 
 typedef struct sel_band {
@@ -230,15 +232,19 @@ gseg_status gseg__resampling_check(const char *name)
     return resampling_alg(name, &alg);
 }
 
-/* The dataset's alpha band (colour interpretation Alpha), if any and not
- * `band` itself. */
-static GDALRasterBandH alpha_band(GDALDatasetH ds, GDALRasterBandH band)
+/* The file's alpha band (the first with colour interpretation Alpha), if any
+ * and not `band` itself. Looked up once per file: a scene may declare tens of
+ * thousands of bands. */
+static GDALRasterBandH alpha_band(src_file *f, GDALRasterBandH band)
 {
-    for (int i = 1; i <= GDALGetRasterCount(ds); i++) {
-        GDALRasterBandH a = GDALGetRasterBand(ds, i);
-        if (a != band && GDALGetRasterColorInterpretation(a) == GCI_AlphaBand) return a;
+    if (!f->alpha_known) {
+        f->alpha_known = 1;
+        for (int i = 1; i <= GDALGetRasterCount(f->ds) && !f->alpha; i++) {
+            GDALRasterBandH a = GDALGetRasterBand(f->ds, i);
+            if (GDALGetRasterColorInterpretation(a) == GCI_AlphaBand) f->alpha = a;
+        }
     }
-    return NULL;
+    return f->alpha != band ? f->alpha : NULL;
 }
 
 static gseg_status setup_band(sel_band *b, const char *scene_path)
@@ -278,7 +284,7 @@ static gseg_status setup_band(sel_band *b, const char *scene_path)
         /* GDAL takes an alpha band for the mask of 2- and 4-band files only
          * (grey + alpha, RGBA); a 7-band scene from gdalwarp -dstalpha has
          * one too. Any band marked alpha masks the others here. */
-        b->mask = alpha_band(b->file->ds, b->band);
+        b->mask = alpha_band(b->file, b->band);
     }
     if (b->mask) {
         /* a mask file (.msk) on another grid than its image */
