@@ -9,11 +9,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The folder of this suite run's files: tu_run sets it, the forked tests
+ * inherit it, and tu_run removes it when every test passed. */
+#define RUNDIR_ENV "GSEG_TEST_RUNDIR"
+
 char *tu_tmpdir(const char *name)
 {
+    const char *run = getenv(RUNDIR_ENV);
     const char *root = getenv("GSEG_TEST_BUILDDIR");
     char *p = malloc(4096);
-    snprintf(p, 4096, "%s/testtmp/%s-%ld", root ? root : "/tmp", name, (long)getpid());
+    if (run)
+        snprintf(p, 4096, "%s/%s-%ld", run, name, (long)getpid());
+    else
+        snprintf(p, 4096, "%s/testtmp/%s-%ld", root ? root : "/tmp", name, (long)getpid());
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", p, p);
     if (system(cmd) != 0) ck_abort_msg("cannot create %s", p);
@@ -54,10 +62,20 @@ int tu_system(const char *fmt, ...)
 
 int tu_run(Suite *s)
 {
+    const char *root = getenv("GSEG_TEST_BUILDDIR");
+    char run[4096];
+    snprintf(run, sizeof run, "%s/testtmp/run-%ld", root ? root : "/tmp", (long)getpid());
+    setenv(RUNDIR_ENV, run, 1);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    /* a failed run's files stay for a look; a passed run's go (scenes and
+     * models of several hundred MB would otherwise pile up run after run) */
+    if (failed)
+        fprintf(stderr, "test files kept in %s\n", run);
+    else
+        tu_system("rm -rf '%s'", run);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
