@@ -13,6 +13,7 @@
 #include <cpl_string.h>
 #include <cpl_vsi.h>
 #include <gdal.h>
+#include <ogr_api.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -304,6 +305,104 @@ START_TEST(test_label_field_classes)
 }
 END_TEST
 
+/* A GLIMS-like layer (glims_polygons.shp, EPSG:4326, attribute line_type)
+ * from the synthetic outlines: a square of internal rock inside every
+ * glacier, stored before the glaciers, and debris polygons. */
+static void make_glims(const char *outlines, const char *shp)
+{
+    GDALDatasetH in = GDALOpenEx(outlines, GDAL_OF_VECTOR, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull(in);
+    OGRLayerH gl = GDALDatasetGetLayerByName(in, "glaciers");
+    ck_assert_ptr_nonnull(gl);
+    GDALDatasetH out = GDALCreate(GDALGetDriverByName("ESRI Shapefile"), shp, 0, 0, 0, GDT_Unknown,
+                                  NULL);
+    ck_assert_ptr_nonnull(out);
+    OGRLayerH l = GDALDatasetCreateLayer(out, "glims_polygons", OGR_L_GetSpatialRef(gl), wkbPolygon,
+                                         NULL);
+    ck_assert_ptr_nonnull(l);
+    OGRFieldDefnH fd = OGR_Fld_Create("line_type", OFTString);
+    ck_assert_int_eq(OGR_L_CreateField(l, fd, TRUE), OGRERR_NONE);
+    OGR_Fld_Destroy(fd);
+    static const char *const kinds[] = {"intrnl_rock", "debris_cov", "glac_bound"};
+    for (int k = 0; k < 3; k++) {
+        OGR_L_ResetReading(gl);
+        OGRFeatureH f;
+        while ((f = OGR_L_GetNextFeature(gl)) != NULL) {
+            OGRGeometryH g = OGR_F_GetGeometryRef(f), w;
+            if (k == 2) {
+                w = OGR_G_Clone(g);
+            } else { /* about 5 x 4 pixels of 30 m around a point inside */
+                OGRGeometryH p = OGR_G_PointOnSurface(g);
+                double x = OGR_G_GetX(p, 0), y = OGR_G_GetY(p, 0), d = 0.0007;
+                OGR_G_DestroyGeometry(p);
+                char wkt[256], *wp = wkt;
+                snprintf(wkt, sizeof wkt, "POLYGON ((%.9f %.9f,%.9f %.9f,%.9f %.9f,%.9f %.9f,%.9f %.9f))",
+                         x - d, y - d, x - d, y + d, x + d, y + d, x + d, y - d, x - d, y - d);
+                ck_assert_int_eq(OGR_G_CreateFromWkt(&wp, OGR_L_GetSpatialRef(gl), &w), OGRERR_NONE);
+            }
+            OGRFeatureH o = OGR_F_Create(OGR_L_GetLayerDefn(l));
+            OGR_F_SetFieldString(o, 0, kinds[k]);
+            OGR_F_SetGeometryDirectly(o, w);
+            ck_assert_int_eq(OGR_L_CreateFeature(l, o), OGRERR_NONE);
+            OGR_F_Destroy(o);
+            OGR_F_Destroy(f);
+        }
+    }
+    GDALClose(out);
+    GDALClose(in);
+}
+
+/* GLIMS's internal rock carves background out of its glacier with the
+ * recipe of gseg-train.md (class 0, burnt after the glaciers), and class 255
+ * marks pixels as not labelled, kept out of the class check. */
+START_TEST(test_class_zero_carves_and_255_is_unlabelled)
+{
+    make_scene(path("g"), "s", 160, 4, 500000, 1);
+    make_glims(path("s_4326.gpkg"), path("glims_polygons.shp"));
+    /* the recipe, as documented */
+    ck_assert_int_eq(tu_system("ogr2ogr -f GPKG %s %s -nln glaciers -dialect SQLite -sql "
+                               "\"SELECT *, CASE line_type WHEN 'intrnl_rock' THEN 0 ELSE 1 END AS cls "
+                               "FROM glims_polygons WHERE line_type IN ('glac_bound', 'intrnl_rock') "
+                               "ORDER BY cls DESC\"", path("glims.gpkg"), path("glims_polygons.shp")), 0);
+    ck_assert_int_eq(tu_system("ogr2ogr -f GPKG %s %s -nln glaciers -where \"line_type = 'glac_bound'\"",
+                               path("bound.gpkg"), path("glims_polygons.shp")), 0);
+    uint8_t *m = NULL, *b = NULL;
+    int w, h, bw, bh, pw, ph;
+    ck_gseg(burn(path("g"), path("glims.gpkg"), "cls", &m, &w, &h));
+    ck_gseg(burn(path("g"), path("bound.gpkg"), NULL, &b, &bw, &bh));
+    ck_assert(w == bw && h == bh);
+    size_t n = (size_t)w * h;
+    long carved = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_msg(m[i] == b[i] || (b[i] == 1 && m[i] == 0), "pixel %zu: %d, glaciers alone %d",
+                      i, m[i], b[i]);
+        carved += m[i] != b[i];
+    }
+    ck_assert_msg(carved >= 20 && count_value(m, n, 1) > 10 * carved, "carved %ld, glacier %ld",
+                  carved, count_value(m, n, 1));
+    uint8_t *peer = gdal_peer(path("g/images/s.tif"), path("glims.gpkg"), "-a cls", &pw, &ph);
+    ck_assert_int_eq(count_diff(m, peer, n), 0);
+    free(m), free(b), free(peer);
+
+    /* 255: not labelled, not a class above --classes */
+    ck_assert_int_eq(tu_system("ogr2ogr -f GPKG %s %s -nln glaciers -sql \"SELECT *, CASE WHEN fid = 1 "
+                               "THEN 255 ELSE 1 END AS cls FROM glaciers\"", path("u.gpkg"),
+                               path("s_4326.gpkg")), 0);
+    ck_gseg(burn(path("g"), path("u.gpkg"), "cls", &m, &w, &h));
+    ck_assert_int_gt(count_value(m, n, 255), 0);
+    ck_assert_int_gt(count_value(m, n, 1), 0);
+    free(m);
+    gseg__tdata d;
+    ck_gseg(gseg__tdata_discover(&d, path("g"), 0));
+    ck_gseg(gseg__tdata_labels(&d, path("u.gpkg"), "cls"));
+    char **names = NULL;
+    int nb = 0;
+    ck_gseg(gseg__tdata_prepare(&d, NULL, 2, &nb, &names));
+    CSLDestroy(names);
+    gseg__tdata_free(&d);
+}
+END_TEST
+
 static void expect_error(const char *folder, const char *labels, const char *field, gseg_status want,
                          const char *what1, const char *what2)
 {
@@ -341,10 +440,11 @@ START_TEST(test_errors_name_the_file)
     ck_gseg(burn(path("e"), gpkg, "class", &m, &w, &h));
     ck_assert_int_gt(count_value(m, (size_t)w * h, 1), 0);
     free(m);
-    /* Class 0 is background, not a class to burn. */
-    ck_assert_int_eq(tu_system("ogr2ogr -f GPKG %s %s -nln glaciers -sql \"SELECT *, 0 AS cls "
-                               "FROM glaciers\"", path("zero.gpkg"), gpkg), 0);
-    expect_error(path("e"), path("zero.gpkg"), "cls", GSEG_ERR_FORMAT, "zero.gpkg", "= 0 is not a class");
+    /* Negative: refused too (0 and 255 are burnt: background, not labelled). */
+    ck_assert_int_eq(tu_system("ogr2ogr -f GPKG %s %s -nln glaciers -sql \"SELECT *, -1 AS cls "
+                               "FROM glaciers\"", path("neg.gpkg"), gpkg), 0);
+    expect_error(path("e"), path("neg.gpkg"), "cls", GSEG_ERR_FORMAT, "neg.gpkg",
+                 "= -1 is not an integer in 0..255");
     /* A scene without a CRS: refused, naming the scene. */
     ck_assert_int_eq(tu_system("mkdir -p %s/nocrs && gdal_translate -q -co PROFILE=BASELINE -co TFW=YES "
                                "%s %s/nocrs/s.tif && rm -f %s/nocrs/s.tif.aux.xml", dir,
@@ -460,6 +560,7 @@ Suite *labels_suite(void)
     tcase_add_test(tc, test_utm_scene_4326_outlines_match_gdal);
     tcase_add_test(tc, test_rotated_grid_matches_gdal);
     tcase_add_test(tc, test_label_field_classes);
+    tcase_add_test(tc, test_class_zero_carves_and_255_is_unlabelled);
     tcase_add_test(tc, test_errors_name_the_file);
     tcase_add_test(tc, test_no_overlap_warns_and_masks_are_replaced);
     tcase_add_test(tc, test_evaluate_with_outlines_matches_masks);

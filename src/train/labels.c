@@ -9,6 +9,9 @@
  * GDALRasterizeGeometries and ALL_TOUCHED=FALSE (what gdal_rasterize does
  * without -at): a pixel takes a polygon's class when its centre lies inside,
  * otherwise 0 (background); where polygons overlap the later feature wins.
+ * With a class field, a feature of class 0 carves background out of the
+ * features before it (GLIMS's internal rock inside its glacier) and one of
+ * class 255 marks pixels as not labelled (an area nobody mapped).
  * Each mask is a tiled DEFLATE Byte GeoTIFF in /vsimem/ (nodata 255), so
  * memory is the compressed mask plus GDAL's block cache.
  */
@@ -165,7 +168,7 @@ static gseg_status layer_check(const char *file, OGRLayerH l, const char *field,
     return GSEG_OK;
 }
 
-/* The class of a feature: 1, or its field value, an integer in 1..254. */
+/* The class of a feature: 1, or its field value, an integer in 0..255. */
 static gseg_status feature_class(const char *file, OGRLayerH l, OGRFeatureH f, int fi, double *v)
 {
     *v = 1;
@@ -179,10 +182,10 @@ static gseg_status feature_class(const char *file, OGRLayerH l, OGRFeatureH f, i
     char *e = NULL;
     double x = strtod(s, &e);
     while (e && *e == ' ') e++;
-    if (!*s || !e || *e || x != floor(x) || x < 1 || x > 254)
+    if (!*s || !e || *e || x != floor(x) || x < 0 || x > 255)
         return gseg__err(GSEG_ERR_FORMAT,
-                         "%s: layer %s, feature %lld: %s = %s is not a class in 1..254 "
-                         "(0 is background, 255 not labelled)",
+                         "%s: layer %s, feature %lld: %s = %s is not an integer in 0..255 "
+                         "(0 background, 1..254 classes, 255 not labelled)",
                          file, OGR_L_GetName(l), fid, field, s);
     *v = x;
     return GSEG_OK;
