@@ -168,6 +168,41 @@ START_TEST(test_discovery_without_masks)
     ck_assert_int_eq(tu_system("mkdir -p %s/empty", dir), 0);
     ck_assert_int_eq(gseg__tdata_discover(&d, path("empty"), 0), GSEG_ERR_IO);
     ck_assert_ptr_nonnull(strstr(gseg_last_error(), "no raster files"));
+    /* A product's band files (Landsat, Sentinel-2 naming) are not scenes of
+     * their own: refused, naming two of them and the way to stack them. */
+    static const char *const products[][3] = {
+        {"LC09_L2SP_146039_20220815_20220817_02_T1_SR_B3", "LC09_L2SP_146039_20220815_20220817_02_T1_SR_B6",
+         "LC09_L2SP_146039_20220815_20220817_02_T1_ST_B10"},
+        {"T45RVL_20230101T045141_B03_10m", "T45RVL_20230101T045141_B11_20m",
+         "T45RVL_20230101T045141_B8A_20m"},
+    };
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(tu_system("rm -rf %s/bands && mkdir -p %s/bands", dir, dir), 0);
+        for (int b = 0; b < 3; b++)
+            ck_assert_int_eq(tu_system("gdal_translate -q -b 1 %s/flat/a.tif %s/bands/%s.tif", dir, dir,
+                                       products[k][b]), 0);
+        ck_assert_int_eq(gseg__tdata_discover(&d, path("bands"), 0), GSEG_ERR_FORMAT);
+        const char *e = gseg_last_error();
+        ck_assert_msg(strstr(e, products[k][0]) && strstr(e, "two bands of one product") &&
+                          strstr(e, "gdalbuildvrt -separate") && !strchr(e, '\n'), "%s", e);
+        /* their stack is a scene */
+        ck_assert_int_eq(tu_system("cd %s/bands && rm -rf ../vrt && mkdir ../vrt && "
+                                   "gdalbuildvrt -q -separate ../vrt/stack.vrt *.tif", dir), 0);
+        ck_gseg(gseg__tdata_discover(&d, path("vrt"), 0));
+        ck_assert_int_eq(d.n, 1);
+        GDALDatasetH vrt = GDALOpen(d.scenes[0].image, GA_ReadOnly);
+        ck_assert_msg(vrt && GDALGetRasterCount(vrt) == 3, "%s", d.scenes[0].image);
+        GDALClose(vrt);
+        gseg__tdata_free(&d);
+    }
+    /* One file with a band-like name, or multi-band files so named, are
+     * scenes. */
+    ck_assert_int_eq(tu_system("rm -rf %s/bands && mkdir -p %s/bands && cp %s/flat/a.tif %s/bands/x_B3.tif "
+                               "&& cp %s/flat/b.tif %s/bands/x_B4.tif && gdal_translate -q -b 1 %s/flat/a.tif "
+                               "%s/bands/y_B3.tif", dir, dir, dir, dir, dir, dir, dir, dir), 0);
+    ck_gseg(gseg__tdata_discover(&d, path("bands"), 0));
+    ck_assert_int_eq(d.n, 3);
+    gseg__tdata_free(&d);
 }
 END_TEST
 

@@ -15,6 +15,7 @@
 #include "train.h"
 
 #include <cpl_conv.h>
+#include <cpl_error.h>
 #include <cpl_string.h>
 #include <cpl_vsi.h>
 #include <gdal.h>
@@ -91,6 +92,60 @@ static char *find_mask(const char *mdir, const char *img)
     return NULL;
 }
 
+/* The length of a file stem without a band suffix, if it has one as
+ * Landsat and Sentinel-2 band files do (LC09_..._SR_B3, T45RVL_..._B8A,
+ * T45RVL_..._B03_10m), else 0. */
+static size_t band_prefix(const char *stem)
+{
+    size_t n = strlen(stem);
+    for (const char *res = "_10m\0_20m\0_60m\0"; *res; res += strlen(res) + 1)
+        if (n > 4 && strcasecmp(stem + n - 4, res) == 0) {
+            n -= 4;
+            break;
+        }
+    size_t d = n;
+    if (d > 0 && (stem[d - 1] == 'A' || stem[d - 1] == 'a')) d--; /* B8A */
+    size_t digits = d;
+    while (digits > 0 && stem[digits - 1] >= '0' && stem[digits - 1] <= '9') digits--;
+    if (digits == d || d - digits > 2 || digits < 3) return 0;
+    if ((stem[digits - 1] != 'B' && stem[digits - 1] != 'b') || stem[digits - 2] != '_') return 0;
+    return digits - 2;
+}
+
+static int single_band(const char *path)
+{
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER, NULL, NULL, NULL);
+    CPLPopErrorHandler();
+    int one = ds && GDALGetRasterCount(ds) == 1;
+    if (ds) GDALClose(ds);
+    return one;
+}
+
+/* Refuses single-band files that are the bands of one product (X_B3.tif,
+ * X_B6.tif): each would be taken for a scene of its own, and the network
+ * would learn from one band at a time. */
+static gseg_status refuse_band_files(char **imgs, const char *dir)
+{
+    for (int i = 0; imgs[i]; i++) {
+        char stem[1024];
+        snprintf(stem, sizeof stem, "%s", CPLGetBasename(imgs[i]));
+        size_t n = band_prefix(stem);
+        if (!n) continue;
+        for (int k = i + 1; imgs[k]; k++) {
+            const char *other = CPLGetBasename(imgs[k]);
+            if (band_prefix(other) != n || strncmp(stem, other, n) != 0) continue;
+            if (!single_band(imgs[i]) || !single_band(imgs[k])) continue;
+            return gseg__err(GSEG_ERR_FORMAT,
+                             "%s: %s and %s look like two bands of one product (%.*s): a scene "
+                             "must hold all its bands; stack them first, e.g. with gdalbuildvrt "
+                             "-separate (docs/data.md)",
+                             dir, CPLGetFilename(imgs[i]), CPLGetFilename(imgs[k]), (int)n, stem);
+        }
+    }
+    return GSEG_OK;
+}
+
 static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir, int val,
                              int need_masks)
 {
@@ -98,6 +153,8 @@ static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir,
     gseg_status st = GSEG_OK;
     if (!imgs)
         st = gseg__err(GSEG_ERR_IO, "%s: no raster files (.tif, .tiff, .jp2, .img, .vrt, .nc, .png)", idir);
+    else
+        st = refuse_band_files(imgs, idir);
     for (int i = 0; imgs && imgs[i] && st == GSEG_OK; i++) {
         /* one scene per stem: masks are found by it (a.tif beside a.vrt
          * would be the same scene twice, on one mask) */
