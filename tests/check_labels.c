@@ -417,7 +417,24 @@ START_TEST(test_class_zero_carves_and_255_is_unlabelled)
                   carved, count_value(m, n, 1));
     uint8_t *peer = gdal_peer(path("g/images/s.tif"), path("glims.gpkg"), "-a cls", &pw, &ph);
     ck_assert_int_eq(count_diff(m, peer, n), 0);
-    free(m), free(b), free(peer);
+    free(m), free(peer);
+
+    /* A GLIMS download zip (and tar.gz) keeps its shapefiles in a folder,
+     * with points and lines beside the polygons: opened at that folder,
+     * the same mask as the shapefile itself. */
+    ck_assert_int_eq(tu_system("cd %s && mkdir -p z/glims_download_7 && cp glims_polygons.* z/glims_download_7/ "
+                               "&& ogr2ogr z/glims_download_7/glims_points.shp s_4326.gpkg -nlt POINT "
+                               "-dialect SQLite -sql \"SELECT ST_PointOnSurface(geom) FROM glaciers\" "
+                               "&& cd z && zip -qr ../glims_download_7.zip glims_download_7 "
+                               "&& tar czf ../glims_download_7.tar.gz glims_download_7", dir), 0);
+    ck_gseg(burn(path("g"), path("glims_polygons.shp"), NULL, &b, &bw, &bh));
+    const char *archives[] = {"glims_download_7.zip", "glims_download_7.tar.gz"};
+    for (int k = 0; k < 2; k++) {
+        ck_gseg(burn(path("g"), path(archives[k]), NULL, &m, &w, &h));
+        ck_assert_int_eq(count_diff(m, b, n), 0);
+        free(m);
+    }
+    free(b);
 
     /* 255: not labelled, not a class above --classes */
     ck_assert_int_eq(tu_system("ogr2ogr -f GPKG %s %s -nln glaciers -sql \"SELECT *, CASE WHEN fid = 1 "

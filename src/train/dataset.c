@@ -36,8 +36,7 @@ static int is_raster(const char *name)
     return 0;
 }
 
-/* The VSI root of PATH: archives get their /vsizip/ or /vsitar/ prefix. */
-static char *vsi_root(const char *path)
+char *gseg__tdata_vsi_path(const char *path)
 {
     size_t n = strlen(path);
     const char *pre = "";
@@ -195,7 +194,7 @@ static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir,
 gseg_status gseg__tdata_discover(gseg__tdata *d, const char *path, int need_masks)
 {
     memset(d, 0, sizeof *d);
-    char *root = vsi_root(path);
+    char *root = gseg__tdata_vsi_path(path);
     if (!root) return GSEG_ERR_NOMEM;
     gseg_status st = GSEG_OK;
     char tr[2048], va[2048];

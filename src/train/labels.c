@@ -355,19 +355,57 @@ static gseg_status pick_layers(const char *labels, GDALDatasetH src, const char 
     return GSEG_OK;
 }
 
+/* The folder an archive's outlines sit in: its root, or the one folder
+ * that a root holding nothing else leads to (GLIMS download zips hold
+ * glims_download_N/glims_polygons.shp). NULL if there is none. */
+static char *sole_folder(const char *dir)
+{
+    char **e = VSIReadDir(dir);
+    const char *only = NULL;
+    int n = 0;
+    for (int i = 0; e && e[i]; i++)
+        if (e[i][0] != '.' && strcmp(e[i], "__MACOSX") != 0) {
+            only = e[i];
+            n++;
+        }
+    char *sub = NULL;
+    VSIStatBufL st;
+    if (n == 1 && VSIStatL(CPLFormFilename(dir, only, NULL), &st) == 0 && VSI_ISDIR(st.st_mode))
+        sub = gseg__strdup(CPLFormFilename(dir, only, NULL));
+    CSLDestroy(e);
+    return sub;
+}
+
+/* Opens label outlines: a file, folder or VSI path; an archive is read in
+ * place, at its root or, if that is no vector source, at the folder its
+ * root leads to. */
+static GDALDatasetH open_outlines(const char *labels)
+{
+    const unsigned flags = GDAL_OF_VECTOR | GDAL_OF_READONLY;
+    char *path = gseg__tdata_vsi_path(labels);
+    if (!path) return NULL;
+    int archive = strcmp(path, labels) != 0 && strncmp(path, "/vsi", 4) == 0;
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    GDALDatasetH ds = archive ? GDALOpenEx(path, flags, NULL, NULL, NULL) : NULL;
+    for (char *sub; archive && !ds && (sub = sole_folder(path)) != NULL;) {
+        free(path);
+        path = sub;
+        ds = GDALOpenEx(path, flags, NULL, NULL, NULL);
+    }
+    CPLPopErrorHandler();
+    CPLErrorReset();
+    if (!ds) ds = GDALOpenEx(archive ? path : labels, flags | GDAL_OF_VERBOSE_ERROR, NULL, NULL, NULL);
+    free(path);
+    return ds;
+}
+
 gseg_status gseg__tdata_labels(gseg__tdata *d, const char *labels, const char *field)
 {
     if (!labels || !*labels) return gseg__err(GSEG_ERR_ARG, "no label outlines given (--labels FILE)");
     if (field && !*field) return gseg__err(GSEG_ERR_ARG, "%s: empty --label-field", labels);
     free(d->labels);
     d->labels = gseg__strdup(labels);
-    /* A zipped shapefile (or any zip): read in place. */
-    size_t n = strlen(labels);
-    const char *open_path = labels;
-    if (strncmp(labels, "/vsi", 4) != 0 && n > 4 && strcasecmp(labels + n - 4, ".zip") == 0)
-        open_path = CPLSPrintf("/vsizip/%s", labels);
-    GDALDatasetH src = GDALOpenEx(open_path, GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR,
-                                  NULL, NULL, NULL);
+    GDALDatasetH src = open_outlines(labels);
     if (!src)
         return gseg__gdal_err(GSEG_ERR_IO, "%s: cannot open label outlines (any OGR vector format)",
                               labels);

@@ -33,6 +33,9 @@ typedef struct gseg__tdata {
     char *labels; /* the outlines burnt into the masks (--labels), or NULL */
 } gseg__tdata;
 
+/* path as GDAL reads it: archives (.zip, .tar, .tar.gz, .tgz) get their
+ * /vsizip/ or /vsitar/ prefix, a trailing slash goes; malloc'd. */
+char *gseg__tdata_vsi_path(const char *path);
 /* Finds the scenes and masks under path (folder, archive or VSI path).
  * need_masks 0 (labels come from outlines): images without a mask are kept
  * with mask NULL, and a masks/ folder is not required. */
@@ -41,8 +44,10 @@ gseg_status gseg__tdata_discover(gseg__tdata *d, const char *path, int need_mask
  * archives through VSI; any CRS) onto the grid of every scene, reprojected
  * to the scene's CRS: each scene's mask becomes a tiled DEFLATE Byte GeoTIFF
  * in /vsimem/ (mask_is_mem; freed by gseg__tdata_free). field: integer
- * attribute holding the class (1..K-1), or NULL: every polygon is class 1.
- * Pixels outside the polygons are 0 (background). */
+ * attribute holding the class (1..K-1; 0 background and 255 not labelled
+ * burn too), or NULL: every polygon is class 1. Pixels outside the polygons
+ * are 0 (background). An archive whose outlines sit in a folder (GLIMS
+ * downloads) is opened at that folder. */
 gseg_status gseg__tdata_labels(gseg__tdata *d, const char *labels, const char *field);
 /* Opens every scene once: checks masks (size, grid, CRS, values < nclasses)
  * and indexes glacier blocks. bands (NULL = every band of the first scene)
