@@ -164,6 +164,18 @@ START_TEST(test_discovery_without_masks)
     gseg__tdata_free(&d);
     ck_assert_int_eq(gseg__tdata_discover(&d, path("tv"), 1), GSEG_ERR_IO);
     ck_assert_ptr_nonnull(strstr(gseg_last_error(), "val/images/b.tif"));
+    /* Archives of the folder itself (zip -r x.zip x/, tar czf): the same. */
+    ck_assert_int_eq(tu_system("cd %s && zip -qr tv.zip tv && tar czf flat.tar.gz flat/a.tif flat/b.tif",
+                               dir), 0);
+    ck_gseg(gseg__tdata_discover(&d, path("tv.zip"), 0));
+    ck_assert_int_eq(d.n, 2);
+    ck_assert_int_eq(d.has_val, 1);
+    ck_assert_ptr_nonnull(strstr(d.scenes[0].image, "/vsizip/"));
+    ck_assert_ptr_nonnull(strstr(d.scenes[0].mask, "tv/train/masks/a.tif"));
+    gseg__tdata_free(&d);
+    ck_gseg(gseg__tdata_discover(&d, path("flat.tar.gz"), 0));
+    ck_assert_int_eq(d.n, 2);
+    gseg__tdata_free(&d);
     /* A folder without any raster. */
     ck_assert_int_eq(tu_system("mkdir -p %s/empty", dir), 0);
     ck_assert_int_eq(gseg__tdata_discover(&d, path("empty"), 0), GSEG_ERR_IO);

@@ -191,6 +191,24 @@ static gseg_status add_pairs(gseg__tdata *d, const char *idir, const char *mdir,
     return st;
 }
 
+char *gseg__tdata_sole_folder(const char *dir)
+{
+    char **e = VSIReadDir(dir);
+    const char *only = NULL;
+    int n = 0;
+    for (int i = 0; e && e[i]; i++)
+        if (e[i][0] != '.' && strcmp(e[i], "__MACOSX") != 0) {
+            only = e[i];
+            n++;
+        }
+    char *sub = NULL;
+    VSIStatBufL st;
+    if (n == 1 && VSIStatL(CPLFormFilename(dir, only, NULL), &st) == 0 && VSI_ISDIR(st.st_mode))
+        sub = gseg__strdup(CPLFormFilename(dir, only, NULL));
+    CSLDestroy(e);
+    return sub;
+}
+
 gseg_status gseg__tdata_discover(gseg__tdata *d, const char *path, int need_masks)
 {
     memset(d, 0, sizeof *d);
@@ -198,6 +216,14 @@ gseg_status gseg__tdata_discover(gseg__tdata *d, const char *path, int need_mask
     if (!root) return GSEG_ERR_NOMEM;
     gseg_status st = GSEG_OK;
     char tr[2048], va[2048];
+    /* an archive of the dataset's folder (zip -r dataset.zip dataset/) */
+    int archive = strcmp(root, path) != 0 && strncmp(root, "/vsi", 4) == 0;
+    for (char *sub; archive && !is_dir(CPLFormFilename(root, "train", NULL)) &&
+                    !is_dir(CPLFormFilename(root, "images", NULL)) &&
+                    (sub = gseg__tdata_sole_folder(root)) != NULL;) {
+        free(root);
+        root = sub;
+    }
     snprintf(tr, sizeof tr, "%s/train", root);
     snprintf(va, sizeof va, "%s/val", root);
     char im[2100], ma[2100];

@@ -355,27 +355,6 @@ static gseg_status pick_layers(const char *labels, GDALDatasetH src, const char 
     return GSEG_OK;
 }
 
-/* The folder an archive's outlines sit in: its root, or the one folder
- * that a root holding nothing else leads to (GLIMS download zips hold
- * glims_download_N/glims_polygons.shp). NULL if there is none. */
-static char *sole_folder(const char *dir)
-{
-    char **e = VSIReadDir(dir);
-    const char *only = NULL;
-    int n = 0;
-    for (int i = 0; e && e[i]; i++)
-        if (e[i][0] != '.' && strcmp(e[i], "__MACOSX") != 0) {
-            only = e[i];
-            n++;
-        }
-    char *sub = NULL;
-    VSIStatBufL st;
-    if (n == 1 && VSIStatL(CPLFormFilename(dir, only, NULL), &st) == 0 && VSI_ISDIR(st.st_mode))
-        sub = gseg__strdup(CPLFormFilename(dir, only, NULL));
-    CSLDestroy(e);
-    return sub;
-}
-
 /* Opens label outlines: a file, folder or VSI path; an archive is read in
  * place, at its root or, if that is no vector source, at the folder its
  * root leads to. */
@@ -387,7 +366,7 @@ static GDALDatasetH open_outlines(const char *labels)
     int archive = strcmp(path, labels) != 0 && strncmp(path, "/vsi", 4) == 0;
     CPLPushErrorHandler(CPLQuietErrorHandler);
     GDALDatasetH ds = archive ? GDALOpenEx(path, flags, NULL, NULL, NULL) : NULL;
-    for (char *sub; archive && !ds && (sub = sole_folder(path)) != NULL;) {
+    for (char *sub; archive && !ds && (sub = gseg__tdata_sole_folder(path)) != NULL;) {
         free(path);
         path = sub;
         ds = GDALOpenEx(path, flags, NULL, NULL, NULL);

@@ -36,6 +36,10 @@ typedef struct gseg__tdata {
 /* path as GDAL reads it: archives (.zip, .tar, .tar.gz, .tgz) get their
  * /vsizip/ or /vsitar/ prefix, a trailing slash goes; malloc'd. */
 char *gseg__tdata_vsi_path(const char *path);
+/* The one folder dir holds, if it holds nothing else (hidden entries and
+ * __MACOSX aside): where `zip -r x.zip x/` and GLIMS downloads keep their
+ * files. malloc'd, or NULL. */
+char *gseg__tdata_sole_folder(const char *dir);
 /* Finds the scenes and masks under path (folder, archive or VSI path).
  * need_masks 0 (labels come from outlines): images without a mask are kept
  * with mask NULL, and a masks/ folder is not required. */
