@@ -123,7 +123,8 @@ static int single_band(const char *path)
 
 /* Refuses single-band files that are the bands of one product (X_B3.tif,
  * X_B6.tif): each would be taken for a scene of its own, and the network
- * would learn from one band at a time. */
+ * would learn from one band at a time. imgs is sorted, so the names that
+ * start as X_B are contiguous. */
 static gseg_status refuse_band_files(char **imgs, const char *dir)
 {
     for (int i = 0; imgs[i]; i++) {
@@ -133,7 +134,8 @@ static gseg_status refuse_band_files(char **imgs, const char *dir)
         if (!n) continue;
         for (int k = i + 1; imgs[k]; k++) {
             const char *other = CPLGetBasename(imgs[k]);
-            if (band_prefix(other) != n || strncmp(stem, other, n) != 0) continue;
+            if (strncmp(stem, other, n + 2) != 0) break; /* past X_B... */
+            if (band_prefix(other) != n) continue;
             if (!single_band(imgs[i]) || !single_band(imgs[k])) continue;
             return gseg__err(GSEG_ERR_FORMAT,
                              "%s: %s and %s look like two bands of one product (%.*s): a scene "
