@@ -456,6 +456,10 @@ START_TEST(test_output_default)
     check_output(NULL, "_mask.tif", "HDF5:\"/d/a.h5\"://grp/refl", 0, "/d/a_grp_refl_mask.tif");
     check_output(NULL, "_mask.tif", "GTIFF_DIR:2:in/x.tif", 0, "in/x_2_mask.tif");
     check_output("out/{stem}.tif", "", "NETCDF:\"in/s2.nc\":B03", 0, "out/s2_B03.tif");
+    /* a stem far longer than the file name, several times (ASan: no overflow) */
+    check_output("{stem}{stem}{stem}", "", "NETCDF:\"s.nc\":surface_reflectance_band_11_swir", 0,
+                 "s_surface_reflectance_band_11_swirs_surface_reflectance_band_11_swir"
+                 "s_surface_reflectance_band_11_swir");
 }
 END_TEST
 

@@ -404,9 +404,15 @@ static gseg_status fill_template(const char *tmpl, const scene_parts *p, int ind
 {
     char num[16];
     snprintf(num, sizeof num, "%d", index);
+    /* every '{' may stand for the longest value (a subdataset's stem is
+     * longer than its file name) */
+    const char *values[] = {p->stem, p->name, p->dir, ".", num};
+    size_t longest = 0;
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++)
+        if (strlen(values[i]) > longest) longest = strlen(values[i]);
     size_t cap = strlen(tmpl) + 1;
     for (const char *q = tmpl; *q; q++)
-        if (*q == '{') cap += strlen(p->dir) + strlen(p->name) + sizeof num + 2;
+        if (*q == '{') cap += longest;
     char *r = CPLMalloc(cap), *w = r;
     for (const char *q = tmpl; *q;) {
         if ((q[0] == '{' && q[1] == '{') || (q[0] == '}' && q[1] == '}')) {
