@@ -439,6 +439,7 @@ START_TEST(test_class_zero_carves_and_255_is_unlabelled)
                                "-dialect SQLite -sql \"SELECT ST_PointOnSurface(geom) FROM glaciers\" "
                                "&& cd z && zip -qr ../glims_download_7.zip glims_download_7 "
                                "&& tar czf ../glims_download_7.tar.gz glims_download_7", dir), 0);
+    free(b);
     ck_gseg(burn(path("g"), path("glims_polygons.shp"), NULL, &b, &bw, &bh));
     const char *archives[] = {"glims_download_7.zip", "glims_download_7.tar.gz"};
     for (int k = 0; k < 2; k++) {
