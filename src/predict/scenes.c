@@ -387,15 +387,18 @@ static void parts_split(const char *scene, scene_parts *p)
     if (*p->ext) p->stem[p->ext - 1 - p->name] = '\0';
 }
 
+static const char *const kPlaceholders[] = {"stem", "name", "ext", "dir", "index"};
+enum { NPLACEHOLDERS = sizeof kPlaceholders / sizeof *kPlaceholders };
+
 /* The text a placeholder {key} (klen bytes) stands for, NULL if unknown.
  * `num` holds the formatted index. */
 static const char *placeholder(const char *key, size_t klen, const scene_parts *p,
                                const char *num)
 {
-    static const char *const keys[] = {"stem", "name", "ext", "dir", "index"};
-    const char *vals[] = {p->stem, p->name, p->ext, *p->dir ? p->dir : ".", num};
-    for (int i = 0; i < 5; i++)
-        if (strlen(keys[i]) == klen && strncmp(key, keys[i], klen) == 0) return vals[i];
+    const char *vals[NPLACEHOLDERS] = {p->stem, p->name, p->ext, *p->dir ? p->dir : ".", num};
+    for (int i = 0; i < NPLACEHOLDERS; i++)
+        if (strlen(kPlaceholders[i]) == klen && strncmp(key, kPlaceholders[i], klen) == 0)
+            return vals[i];
     return NULL;
 }
 
@@ -406,10 +409,11 @@ static gseg_status fill_template(const char *tmpl, const scene_parts *p, int ind
     snprintf(num, sizeof num, "%d", index);
     /* every '{' may stand for the longest value (a subdataset's stem is
      * longer than its file name) */
-    const char *values[] = {p->stem, p->name, p->dir, ".", num};
     size_t longest = 0;
-    for (size_t i = 0; i < sizeof values / sizeof *values; i++)
-        if (strlen(values[i]) > longest) longest = strlen(values[i]);
+    for (int i = 0; i < NPLACEHOLDERS; i++) {
+        size_t l = strlen(placeholder(kPlaceholders[i], strlen(kPlaceholders[i]), p, num));
+        if (l > longest) longest = l;
+    }
     size_t cap = strlen(tmpl) + 1;
     for (const char *q = tmpl; *q; q++)
         if (*q == '{') cap += longest;
