@@ -131,12 +131,14 @@ static gseg_status refuse_band_files(char **imgs, const char *dir)
         char stem[1024];
         snprintf(stem, sizeof stem, "%s", CPLGetBasename(imgs[i]));
         size_t n = band_prefix(stem);
-        if (!n) continue;
-        for (int k = i + 1; imgs[k]; k++) {
+        int one = -1; /* imgs[i] is single-band: opened once, when needed */
+        for (int k = i + 1; n && imgs[k]; k++) {
             const char *other = CPLGetBasename(imgs[k]);
             if (strncmp(stem, other, n + 2) != 0) break; /* past X_B... */
             if (band_prefix(other) != n) continue;
-            if (!single_band(imgs[i]) || !single_band(imgs[k])) continue;
+            if (one < 0) one = single_band(imgs[i]);
+            if (!one) break;
+            if (!single_band(imgs[k])) continue;
             return gseg__err(GSEG_ERR_FORMAT,
                              "%s: %s and %s look like two bands of one product (%.*s): a scene "
                              "must hold all its bands; stack them first, e.g. with gdalbuildvrt "
